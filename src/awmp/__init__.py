@@ -1,0 +1,9 @@
+"""awmp: SAC-AWMP (Soft Actor-Critic with an Advantage-Weighted Mixture Policy), SAC and TD3."""
+
+__version__ = "0.1.0"
+
+from awmp.config import TrainConfig, preset  # noqa: E402
+from awmp.evaluate import load  # noqa: E402
+from awmp.train import train  # noqa: E402
+
+__all__ = ["TrainConfig", "__version__", "load", "preset", "train"]

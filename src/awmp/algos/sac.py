@@ -1,0 +1,144 @@
+"""SAC (Haarnoja et al. 2018b): twin Q with target Q, tanh-Gaussian policy, fixed or learned alpha.
+
+Losses, with B an off-policy batch from the replay buffer:
+- critic: J_Q = E[1/2 (Q_j(s,a) - y)^2], y = r + gamma (1 - terminated) (min_j Qbar_j(s',a') -
+  alpha log pi(a'|s')), a' ~ pi(.|s')  (paper eq. 22-23 with SAC-v2's target critic in place of V).
+- policy: J_pi = E[alpha log pi(a~|s) - min_j Q_j(s, a~)], a~ reparameterised (eq. 26 with O = 1).
+- temperature: J(alpha) = E[-log alpha (log pi(a~|s) + target_entropy)], target -act_dim.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from awmp.algos import Agent, polyak
+from awmp.config import SACConfig
+from awmp.distributions import sample_tanh_gaussian
+from awmp.envs import EnvSpec
+from awmp.networks import GaussianPolicy, TwinCritic
+
+
+@flax.struct.dataclass
+class SACState:
+    actor: Any
+    critic: Any
+    target_critic: Any
+    log_alpha: jax.Array
+    actor_opt: Any
+    critic_opt: Any
+    alpha_opt: Any
+    key: jax.Array
+    step: jax.Array
+
+
+def make_agent(spec: EnvSpec, cfg: SACConfig) -> Agent:
+    actor_net = GaussianPolicy(tuple(cfg.hidden), spec.act_dim)
+    critic_net = TwinCritic(tuple(cfg.hidden))
+    opt = optax.adam(cfg.lr)
+    target_entropy = -float(spec.act_dim)
+
+    def init(key: jax.Array) -> SACState:
+        k_actor, k_critic, key = jax.random.split(key, 3)
+        obs = jnp.zeros((1, spec.obs_dim))
+        act = jnp.zeros((1, spec.act_dim))
+        actor = actor_net.init(k_actor, obs)
+        critic = critic_net.init(k_critic, obs, act)
+        log_alpha = jnp.asarray(math.log(cfg.alpha) if cfg.alpha > 0 else -jnp.inf, jnp.float32)
+        return SACState(
+            actor=actor,
+            critic=critic,
+            target_critic=critic,
+            log_alpha=log_alpha,
+            actor_opt=opt.init(actor),
+            critic_opt=opt.init(critic),
+            alpha_opt=opt.init(log_alpha),
+            key=key,
+            step=jnp.zeros((), jnp.int32),
+        )
+
+    def alpha_of(state: SACState) -> jax.Array:
+        return jnp.exp(state.log_alpha) if cfg.learn_alpha else jnp.asarray(cfg.alpha)
+
+    def act(state: SACState, obs: jax.Array):
+        key, sub = jax.random.split(state.key)
+        mean, log_std = actor_net.apply(state.actor, obs)
+        action, _ = sample_tanh_gaussian(sub, mean, log_std)
+        return state.replace(key=key), action, {}
+
+    def act_deterministic(state: SACState, obs: jax.Array) -> jax.Array:
+        mean, _ = actor_net.apply(state.actor, obs)
+        return jnp.tanh(mean)
+
+    def update(state: SACState, batch):
+        key, k_next, k_pi = jax.random.split(state.key, 3)
+        alpha = alpha_of(state)
+
+        # Critic target (eq. 23, SAC-v2 form): bootstrap unless truly terminated.
+        mean, log_std = actor_net.apply(state.actor, batch["next_obs"])
+        next_a, next_logp = sample_tanh_gaussian(k_next, mean, log_std)
+        next_q = jnp.min(critic_net.apply(state.target_critic, batch["next_obs"], next_a), axis=0)
+        y = batch["reward"] + cfg.gamma * (1.0 - batch["terminated"]) * (next_q - alpha * next_logp)
+        y = jax.lax.stop_gradient(y)
+
+        def critic_loss(params):  # eq. 22: 1/2 (Q_j(s,a) - y)^2, summed over j = 1, 2
+            q = critic_net.apply(params, batch["obs"], batch["action"])  # (2, B)
+            return 0.5 * jnp.sum(jnp.mean((q - y) ** 2, axis=1)), q
+
+        (q_loss, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic)
+        updates, critic_opt = opt.update(grads, state.critic_opt)
+        critic = optax.apply_updates(state.critic, updates)
+
+        def actor_loss(params):  # eq. 26 with O = 1: alpha log pi(a~|s) - min_j Q_j(s, a~)
+            mean, log_std = actor_net.apply(params, batch["obs"])
+            a, logp = sample_tanh_gaussian(k_pi, mean, log_std)
+            q_pi = jnp.min(critic_net.apply(critic, batch["obs"], a), axis=0)
+            return jnp.mean(alpha * logp - q_pi), logp
+
+        (pi_loss, logp), grads = jax.value_and_grad(actor_loss, has_aux=True)(state.actor)
+        updates, actor_opt = opt.update(grads, state.actor_opt)
+        actor = optax.apply_updates(state.actor, updates)
+
+        log_alpha, alpha_opt = state.log_alpha, state.alpha_opt
+        if cfg.learn_alpha:  # Haarnoja et al. 2018b, eq. 18
+            entropy_gap = jax.lax.stop_gradient(logp + target_entropy)
+
+            def alpha_loss(la):
+                return -jnp.mean(la * entropy_gap)
+
+            grads = jax.grad(alpha_loss)(state.log_alpha)
+            updates, alpha_opt = opt.update(grads, state.alpha_opt)
+            log_alpha = optax.apply_updates(state.log_alpha, updates)
+
+        new_state = state.replace(
+            actor=actor,
+            critic=critic,
+            target_critic=polyak(state.target_critic, critic, cfg.tau),
+            log_alpha=log_alpha,
+            actor_opt=actor_opt,
+            critic_opt=critic_opt,
+            alpha_opt=alpha_opt,
+            key=key,
+            step=state.step + 1,
+        )
+        metrics = {
+            "q_loss": q_loss,
+            "pi_loss": pi_loss,
+            "q_mean": jnp.mean(q),
+            "entropy": -jnp.mean(logp),
+            "alpha": alpha,
+        }
+        return new_state, metrics
+
+    return Agent(
+        name="sac",
+        init=init,
+        act=act,
+        act_deterministic=act_deterministic,
+        update=update,
+    )

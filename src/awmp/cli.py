@@ -1,0 +1,121 @@
+"""The `awmp` command: train | eval | demo.
+
+A thin layer over the Python API (`awmp.train`, `awmp.load`): it parses, calls, and turns the
+project's own errors into one line on stderr and exit code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+USAGE = """usage: awmp {train,eval,demo} ...
+
+  awmp train --algo sac --env Hopper-v5 --seed 0 --total-steps 1000000 --preset paper \\
+             --eval-interval 5000 --eval-episodes 10 --run-dir runs/...
+  awmp eval RUN_DIR --episodes 10
+  awmp demo          a short SAC-AWMP... run on Pendulum-v1 that shows learning
+
+`awmp train --help` lists every config field with its description.
+"""
+
+EXIT_BAD_INPUT = 2
+EXIT_SIGINT = 130
+
+
+def _fail(msg: str) -> int:
+    print(f"awmp: error: {msg}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def parse_train_config(argv: list[str]):
+    """Build a TrainConfig from CLI flags: preset first, then every flag overrides it."""
+    import tyro
+
+    from awmp.config import ALGOS, PRESETS, preset
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--algo", default="sac")
+    pre.add_argument("--preset", default="paper")
+    known, _ = pre.parse_known_args(argv)
+    if known.algo not in ALGOS:
+        raise _UsageError(f"invalid algo={known.algo!r}: must be one of {', '.join(ALGOS)}")
+    if known.preset not in PRESETS:
+        raise _UsageError(f"invalid preset={known.preset!r}: must be one of {', '.join(PRESETS)}")
+    default = preset(known.preset)
+    default.algo = known.algo
+    return tyro.cli(
+        type(default),
+        default=default,
+        args=argv,
+        prog="awmp train",
+        description="Train SAC or SAC-AWMP on a Gymnasium task. Flags override the preset.",
+    )
+
+
+class _UsageError(Exception):
+    pass
+
+
+def cmd_train(argv: list[str]) -> int:
+    from awmp.config import ConfigError
+    from awmp.envs import EnvError
+    from awmp.train import RunDirError, train
+
+    try:
+        cfg = parse_train_config(argv)
+        run_dir, summary = train(cfg)
+    except (_UsageError, ConfigError, EnvError, RunDirError) as e:
+        return _fail(str(e))
+    except KeyboardInterrupt as e:
+        print(f"\ninterrupted; partial results saved in {e}", file=sys.stderr)
+        return EXIT_SIGINT
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_eval(argv: list[str]) -> int:
+    from awmp.envs import EnvError
+    from awmp.evaluate import evaluate_run
+
+    p = argparse.ArgumentParser(prog="awmp eval", description="Evaluate a saved run's policy.")
+    p.add_argument("run_dir", help="a run directory written by `awmp train`")
+    p.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default 10)")
+    p.add_argument("--seed", type=int, default=12345, help="seed of the evaluation env")
+    args = p.parse_args(argv)
+    if args.episodes < 1:
+        return _fail(f"invalid episodes={args.episodes}: must be >= 1")
+    try:
+        result = evaluate_run(args.run_dir, args.episodes, args.seed)
+    except (FileNotFoundError, EnvError) as e:
+        return _fail(str(e))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_demo(argv: list[str]) -> int:
+    from awmp.demo import run_demo
+
+    p = argparse.ArgumentParser(prog="awmp demo", description=run_demo.__doc__)
+    p.add_argument("--run-dir", default=None, help="where to write the run (default runs/...)")
+    args = p.parse_args(argv)
+    return run_demo(args.run_dir)
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else EXIT_BAD_INPUT
+    cmd, rest = argv[0], argv[1:]
+    if cmd not in COMMANDS:
+        return _fail(f"unknown command {cmd!r}; choose one of {', '.join(COMMANDS)}")
+    return COMMANDS[cmd](rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""Typed configs, presets and validation.
+
+Every field's docstring is what `awmp train --help` shows. Presets are functions that return a
+fully resolved `TrainConfig`; the CLI parses `--algo`/`--preset` first, builds the preset and then
+lets every other flag override it, so `--help` shows the preset's values as defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+ALGOS = ("sac", "sac-awmp")
+PRESETS = ("paper", "reference-code")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names the field, the value and what is allowed."""
+
+
+@dataclass
+class SACConfig:
+    """SAC (Haarnoja et al. 2018b): twin Q + target Q, tanh-Gaussian policy."""
+
+    hidden: tuple[int, ...] = (400, 400)
+    """Hidden layer sizes of the policy and each critic (paper Table 2: (400, 400))."""
+    batch_size: int = 100
+    """Off-policy mini-batch size (paper Table 2: 100)."""
+    lr: float = 3e-4
+    """Adam learning rate for every network (paper Table 2: 3e-4)."""
+    tau: float = 0.005
+    """Polyak coefficient of the target critics (paper Table 2: 0.005)."""
+    gamma: float = 0.99
+    """Discount factor, in (0, 1] (paper Table 2: 0.99)."""
+    alpha: float = 0.2
+    """Entropy temperature alpha; the initial value when `learn_alpha` is on (paper Table 1: 0.2)."""
+    learn_alpha: bool = False
+    """Learn alpha towards a target entropy of -act_dim (Haarnoja et al. 2018b)."""
+
+
+@dataclass
+class AWMPConfig:
+    """SAC-AWMP (the paper's Algorithm 1); see docs/ALGORITHM.md for every switch."""
+
+    num_components: int = 4
+    """O, the number of policy components (paper: 4; Fig. 4 ablates 1, 2, 4, 8)."""
+    hidden: tuple[int, ...] = (400, 400)
+    """Hidden sizes of each critic, of V and of each policy component (paper Table 2)."""
+    prior_hidden: tuple[int, ...] = (400, 300)
+    """Hidden sizes of the prior network P(h|s,a) (paper Section 3.1)."""
+    batch_size: int = 100
+    """B_off, the off-policy mini-batch size (paper Table 3: 100)."""
+    lr: float = 3e-4
+    """Adam learning rate of every network (paper Tables 2-3: 3e-4)."""
+    gamma: float = 0.99
+    """Discount factor, in (0, 1] (paper Table 2)."""
+    tau_v: float = 0.005
+    """Polyak coefficient tau_V of the target value network (paper Table 2)."""
+    tau_q: float = 0.001
+    """Polyak coefficient tau_Q of the target critic used for gating (paper Table 3; Fig. 5)."""
+    alpha_pi: float = 0.2
+    """Entropy temperature of the policy components alpha_pi (paper Table 1)."""
+    alpha_g: float = 0.001
+    """Entropy temperature of the gating alpha_g (paper Table 3)."""
+    gating_temperature: float = 1.0
+    """Softmax temperature T of the gating rho(g|s) (eq. 16 has none: 1.0)."""
+    acting: Literal["mixture", "weighted"] = "mixture"
+    """How actions are executed: draw g ~ rho (mixture, eq. 15) or sum_g rho_g a_g (weighted)."""
+    value_weights: Literal["gating", "prior"] = "gating"
+    """Component weights u in the V target (eq. 21): gating rho (eq. 18) or prior h."""
+    prior_action: Literal["policy", "buffer"] = "policy"
+    """Action fed to the prior for h: the current policy's (Alg. 1 l.15) or the stored one."""
+    prior_interval: int = 5000
+    """M: environment steps between prior-network bursts; also the recent window (Table 3)."""
+    prior_steps: int = 5000
+    """Gradient steps of one prior burst (Table 3: M = 5000)."""
+    prior_batch_size: int = 50
+    """B_on, the prior network's mini-batch from the most recent M transitions (Table 3: 50)."""
+    sigma: float = 0.04
+    """Perturbation scale of the prior's regulariser (Table 3: noise for MI regularisation)."""
+    zeta: float = 0.1
+    """Coefficient zeta of the MI in eq. 5 (Table 3: 0.1); negative reproduces the reference code."""
+    c_marg: float = 1.0
+    """Weight of the marginal entropy in the MI, eq. 6 (1.0; the reference code uses 4)."""
+    recon_coef: float = 0.0
+    """Weight of the reference code's decoder (L1 reconstruction) term; 0 disables it."""
+    policy_delay: int = 1
+    """Update the policy and targets every this many gradient steps (reference code: 2)."""
+
+
+@dataclass
+class TrainConfig:
+    """One training run: environment, algorithm, budget, evaluation and output."""
+
+    algo: Literal["sac", "sac-awmp"] = "sac"
+    """Algorithm to train."""
+    env: str = "Pendulum-v1"
+    """Gymnasium environment id with a bounded Box action space (e.g. Hopper-v5)."""
+    seed: int = 0
+    """Random seed of the agent, the training env and (offset) the evaluation env."""
+    total_steps: int = 1_000_000
+    """Environment steps to train for."""
+    preset: Literal["paper", "reference-code"] = "paper"
+    """Hyperparameter preset the other flags override (paper = Tables 2-3)."""
+    warmup_steps: int = 10_000
+    """Uniform random actions before learning starts (the reference code's start_timesteps)."""
+    buffer_size: int = 1_000_000
+    """Replay buffer capacity (paper Table 2: 1e6)."""
+    updates_per_step: int = 1
+    """Gradient steps per environment step after warm-up (paper Table 2: 1)."""
+    eval_interval: int = 5000
+    """Environment steps between deterministic evaluations (the paper: 1000)."""
+    eval_episodes: int = 10
+    """Episodes per evaluation (paper: 10)."""
+    log_interval: int = 1000
+    """Environment steps between rows of train.csv losses and diagnostics."""
+    run_dir: str | None = None
+    """Run directory; default runs/<env>/<algo>/seed<seed>-<timestamp>. Never overwritten."""
+    progress: bool = True
+    """Show a live progress bar."""
+    sac: SACConfig = field(default_factory=SACConfig)
+    """SAC hyperparameters (used when algo = sac)."""
+    awmp: AWMPConfig = field(default_factory=AWMPConfig)
+    """SAC-AWMP hyperparameters (used when algo = sac-awmp)."""
+
+    def algo_config(self) -> SACConfig | AWMPConfig:
+        """The hyperparameter section of the selected algorithm."""
+        return {"sac": self.sac, "sac-awmp": self.awmp}[self.algo]
+
+
+def preset(name: str = "paper") -> TrainConfig:
+    """A fully resolved config for a named preset.
+
+    `paper`: Table 2 (SAC) and Table 3 (SAC-AWMP) of the paper, ALGORITHM.md "Presets".
+    `reference-code`: the authors' reference code's choices for SAC-AWMP (ALGORITHM.md
+    "Presets"), for ablations; SAC is the same as `paper` under it.
+    """
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; supported: {', '.join(PRESETS)}")
+    cfg = TrainConfig(preset=name)  # type: ignore[arg-type]
+    if name == "reference-code":
+        cfg.awmp = dataclasses.replace(
+            cfg.awmp,
+            acting="weighted",
+            prior_action="buffer",
+            value_weights="prior",
+            zeta=-0.1,
+            c_marg=4.0,
+            sigma=0.005,
+            recon_coef=1.0,
+            hidden=(400, 300),
+            policy_delay=2,
+            prior_steps=5000 * cfg.awmp.num_components,
+        )
+    return cfg
+
+
+def _check(ok: bool, name: str, value: object, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"invalid {name}={value!r}: must be {allowed}")
+
+
+def _check_finite(name: str, value: float) -> None:
+    _check(isinstance(value, (int, float)) and math.isfinite(value), name, value, "a finite number")
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    """Raise ConfigError naming the first invalid field, its value and the allowed range."""
+    _check(cfg.algo in ALGOS, "algo", cfg.algo, f"one of {', '.join(ALGOS)}")
+    _check(cfg.preset in PRESETS, "preset", cfg.preset, f"one of {', '.join(PRESETS)}")
+    _check(isinstance(cfg.env, str) and cfg.env != "", "env", cfg.env, "a Gymnasium env id")
+    _check(0 <= cfg.seed < 2**31, "seed", cfg.seed, "an integer in [0, 2^31)")
+    _check(cfg.total_steps >= 1, "total_steps", cfg.total_steps, ">= 1")
+    _check(cfg.warmup_steps >= 0, "warmup_steps", cfg.warmup_steps, ">= 0")
+    _check(cfg.buffer_size >= 1, "buffer_size", cfg.buffer_size, ">= 1")
+    _check(cfg.updates_per_step >= 1, "updates_per_step", cfg.updates_per_step, ">= 1")
+    _check(cfg.eval_interval >= 1, "eval_interval", cfg.eval_interval, ">= 1")
+    _check(cfg.eval_episodes >= 1, "eval_episodes", cfg.eval_episodes, ">= 1")
+    _check(cfg.log_interval >= 1, "log_interval", cfg.log_interval, ">= 1")
+    a = cfg.algo_config()
+    prefix = "sac" if cfg.algo == "sac" else "awmp"
+    _check(0 < a.gamma <= 1, f"{prefix}.gamma", a.gamma, "in (0, 1]")
+    _check(a.batch_size >= 1, f"{prefix}.batch_size", a.batch_size, ">= 1")
+    _check(
+        a.batch_size <= cfg.buffer_size,
+        f"{prefix}.batch_size",
+        a.batch_size,
+        f"<= buffer_size ({cfg.buffer_size})",
+    )
+    _check(a.lr > 0 and math.isfinite(a.lr), f"{prefix}.lr", a.lr, "a finite number > 0")
+    _check(
+        len(a.hidden) >= 1 and all(h >= 1 for h in a.hidden),
+        f"{prefix}.hidden",
+        a.hidden,
+        "one or more positive layer sizes",
+    )
+    if isinstance(a, SACConfig):
+        _check(0 < a.tau <= 1, "sac.tau", a.tau, "in (0, 1]")
+        _check(a.alpha >= 0 and math.isfinite(a.alpha), "sac.alpha", a.alpha, "finite and >= 0")
+        _check(
+            not (a.learn_alpha and a.alpha <= 0), "sac.alpha", a.alpha, "> 0 with learn_alpha"
+        )
+    else:
+        _check(1 <= a.num_components <= 64, "awmp.num_components", a.num_components, "in [1, 64]")
+        _check(0 < a.tau_v <= 1, "awmp.tau_v", a.tau_v, "in (0, 1]")
+        _check(0 < a.tau_q <= 1, "awmp.tau_q", a.tau_q, "in (0, 1]")
+        _check(a.alpha_pi >= 0, "awmp.alpha_pi", a.alpha_pi, ">= 0")
+        _check(a.alpha_g >= 0, "awmp.alpha_g", a.alpha_g, ">= 0")
+        _check(a.gating_temperature > 0, "awmp.gating_temperature", a.gating_temperature, "> 0")
+        _check(a.acting in ("mixture", "weighted"), "awmp.acting", a.acting, "mixture|weighted")
+        _check(
+            a.value_weights in ("gating", "prior"),
+            "awmp.value_weights",
+            a.value_weights,
+            "gating|prior",
+        )
+        _check(
+            a.prior_action in ("policy", "buffer"),
+            "awmp.prior_action",
+            a.prior_action,
+            "policy|buffer",
+        )
+        _check(a.prior_interval >= 1, "awmp.prior_interval", a.prior_interval, ">= 1")
+        _check(a.prior_steps >= 0, "awmp.prior_steps", a.prior_steps, ">= 0")
+        _check(a.prior_batch_size >= 1, "awmp.prior_batch_size", a.prior_batch_size, ">= 1")
+        _check(
+            a.prior_batch_size <= min(a.prior_interval, cfg.buffer_size),
+            "awmp.prior_batch_size",
+            a.prior_batch_size,
+            "<= prior_interval and <= buffer_size",
+        )
+        _check(a.sigma >= 0, "awmp.sigma", a.sigma, ">= 0")
+        _check(a.c_marg >= 0, "awmp.c_marg", a.c_marg, ">= 0")
+        _check(a.recon_coef >= 0, "awmp.recon_coef", a.recon_coef, ">= 0")
+        _check(a.policy_delay >= 1, "awmp.policy_delay", a.policy_delay, ">= 1")
+        _check(
+            len(a.prior_hidden) >= 1 and all(h >= 1 for h in a.prior_hidden),
+            "awmp.prior_hidden",
+            a.prior_hidden,
+            "one or more positive layer sizes",
+        )
+    for f in dataclasses.fields(a):
+        v = getattr(a, f.name)
+        if isinstance(v, float):
+            _check_finite(f"{prefix}.{f.name}", v)
+    return cfg
+
+
+def to_dict(cfg: TrainConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(d: dict) -> TrainConfig:
+    d = dict(d)
+    sac = SACConfig(**{**d.pop("sac", {})})
+    awmp = AWMPConfig(**{**d.pop("awmp", {})})
+    sac.hidden = tuple(sac.hidden)
+    awmp.hidden = tuple(awmp.hidden)
+    awmp.prior_hidden = tuple(awmp.prior_hidden)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in d.items() if k in known}, sac=sac, awmp=awmp)

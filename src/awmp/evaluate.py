@@ -1,0 +1,111 @@
+"""Deterministic evaluation episodes and the saved-policy API (`awmp.load`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from awmp import algos
+from awmp.config import from_dict
+from awmp.envs import make_env
+
+PARAMS_FILE = "final_params.msgpack"
+
+
+def run_episodes(
+    act_fn: Callable[[np.ndarray], np.ndarray], env, episodes: int
+) -> tuple[list[float], list[int]]:
+    """Roll out `episodes` episodes with `act_fn(obs (1, obs_dim)) -> action (1, act_dim)`.
+
+    The env is reset without a seed, so successive evaluations continue its RNG stream.
+    """
+    returns, lengths = [], []
+    for _ in range(episodes):
+        obs, _ = env.reset()
+        done, ret, length = False, 0.0, 0
+        while not done:
+            action = act_fn(np.asarray(obs, np.float32)[None])[0]
+            obs, reward, terminated, truncated, _ = env.step(np.asarray(action, np.float64))
+            ret += float(reward)
+            length += 1
+            done = terminated or truncated
+        returns.append(ret)
+        lengths.append(length)
+    return returns, lengths
+
+
+class Policy:
+    """A trained policy loaded from a run directory.
+
+    `act(obs, deterministic=True)` takes one observation (obs_dim,) or a batch (B, obs_dim) and
+    returns actions in the environment's own action bounds, with the same leading shape.
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        run_dir = Path(run_dir)
+        cfg_path = run_dir / "config.json"
+        params_path = run_dir / PARAMS_FILE
+        if not cfg_path.is_file() or not params_path.is_file():
+            raise FileNotFoundError(
+                f"{run_dir} is not a finished awmp run directory "
+                f"(needs config.json and {PARAMS_FILE})"
+            )
+        meta = json.loads(cfg_path.read_text())
+        self.config = from_dict(meta["config"])
+        env, self.spec = make_env(self.config.env)
+        self._low = np.asarray(env.unwrapped.action_space.low, np.float64)
+        self._high = np.asarray(env.unwrapped.action_space.high, np.float64)
+        env.close()
+        self.agent = algos.get(self.config.algo).make_agent(self.spec, self.config.algo_config())
+        template = self.agent.init(jax.random.PRNGKey(0))
+        self.state = flax.serialization.from_bytes(template, params_path.read_bytes())
+        self._det = jax.jit(self.agent.act_deterministic)
+        self._stoch = jax.jit(self.agent.act)
+
+    def act_normalized(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Actions in [-1, 1]^d (the agent's own box) for a batch (B, obs_dim)."""
+        obs = jnp.asarray(np.asarray(obs, np.float32))
+        if deterministic:
+            return np.asarray(self._det(self.state, obs))
+        self.state, action, _ = self._stoch(self.state, obs)
+        return np.asarray(action)
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        obs = np.asarray(obs, np.float32)
+        single = obs.ndim == 1
+        if obs.shape[-1] != self.spec.obs_dim or obs.ndim not in (1, 2):
+            raise ValueError(
+                f"expected an observation of shape ({self.spec.obs_dim},) or "
+                f"(B, {self.spec.obs_dim}), got {obs.shape}"
+            )
+        a = self.act_normalized(obs[None] if single else obs, deterministic)
+        a = np.clip(a, -1.0, 1.0)
+        env_a = self._low + (a + 1.0) * 0.5 * (self._high - self._low)
+        return env_a[0] if single else env_a
+
+
+def load(run_dir: str | Path) -> Policy:
+    """Load the final policy of a run directory."""
+    return Policy(run_dir)
+
+
+def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345) -> dict:
+    """Evaluate a saved run's deterministic policy on fresh episodes."""
+    policy = load(run_dir)
+    env, _ = make_env(policy.config.env, seed=seed)
+    returns, lengths = run_episodes(lambda o: policy.act_normalized(o, True), env, episodes)
+    env.close()
+    return {
+        "run_dir": str(run_dir),
+        "episodes": episodes,
+        "return_mean": float(np.mean(returns)),
+        "return_std": float(np.std(returns)),
+        "returns": returns,
+        "lengths": lengths,
+    }
