@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-ALGOS = ("sac", "sac-awmp")
+ALGOS = ("sac", "sac-awmp", "td3")
 PRESETS = ("paper", "reference-code")
 
 
@@ -47,7 +47,9 @@ class AWMPConfig:
     num_components: int = 4
     """O, the number of policy components (paper: 4; Fig. 4 ablates 1, 2, 4, 8)."""
     hidden: tuple[int, ...] = (400, 400)
-    """Hidden sizes of each critic, of V and of each policy component (paper Table 2)."""
+    """Hidden sizes of each critic and of V (paper Table 2: (400, 400))."""
+    policy_hidden: tuple[int, ...] = (400, 400)
+    """Hidden sizes of each policy component (Sec. 4.1: as SAC's policy, Table 2 (400, 400))."""
     prior_hidden: tuple[int, ...] = (400, 300)
     """Hidden sizes of the prior network P(h|s,a) (paper Section 3.1)."""
     batch_size: int = 100
@@ -91,10 +93,34 @@ class AWMPConfig:
 
 
 @dataclass
+class TD3Config:
+    """TD3 (Fujimoto et al. 2018): the hyperparameters of its paper (Section 6.1)."""
+
+    hidden: tuple[int, ...] = (400, 300)
+    """Hidden layer sizes of the actor and each critic (TD3 paper, Section 6.1: (400, 300))."""
+    batch_size: int = 100
+    """Mini-batch size (TD3 paper, Section 6.1: 100)."""
+    lr: float = 1e-3
+    """Adam learning rate of the actor and the critics (TD3 paper, Section 6.1: 1e-3)."""
+    tau: float = 0.005
+    """Polyak coefficient of the target actor and critics (TD3 paper, Section 6.1: 0.005)."""
+    gamma: float = 0.99
+    """Discount factor, in (0, 1] (TD3 paper, Section 6.1: 0.99)."""
+    policy_noise: float = 0.2
+    """Std of the target policy smoothing noise on the [-1, 1] box (TD3 paper, Sec. 6.1: 0.2)."""
+    noise_clip: float = 0.5
+    """Clip of the target policy smoothing noise (TD3 paper, Section 6.1: 0.5)."""
+    policy_delay: int = 2
+    """Critic updates per actor and target update, d (TD3 paper, Section 5.2: 2)."""
+    exploration_noise: float = 0.1
+    """Std of the Gaussian exploration noise on the actor's action (TD3 paper, Sec. 6.1: 0.1)."""
+
+
+@dataclass
 class TrainConfig:
     """One training run: environment, algorithm, budget, evaluation and output."""
 
-    algo: Literal["sac", "sac-awmp"] = "sac"
+    algo: Literal["sac", "sac-awmp", "td3"] = "sac"
     """Algorithm to train."""
     env: str = "Pendulum-v1"
     """Gymnasium environment id with a bounded Box action space (e.g. Hopper-v5)."""
@@ -124,18 +150,21 @@ class TrainConfig:
     """SAC hyperparameters (used when algo = sac)."""
     awmp: AWMPConfig = field(default_factory=AWMPConfig)
     """SAC-AWMP hyperparameters (used when algo = sac-awmp)."""
+    td3: TD3Config = field(default_factory=TD3Config)
+    """TD3 hyperparameters (used when algo = td3)."""
 
-    def algo_config(self) -> SACConfig | AWMPConfig:
+    def algo_config(self) -> SACConfig | AWMPConfig | TD3Config:
         """The hyperparameter section of the selected algorithm."""
-        return {"sac": self.sac, "sac-awmp": self.awmp}[self.algo]
+        return {"sac": self.sac, "sac-awmp": self.awmp, "td3": self.td3}[self.algo]
 
 
 def preset(name: str = "paper") -> TrainConfig:
     """A fully resolved config for a named preset.
 
-    `paper`: Table 2 (SAC) and Table 3 (SAC-AWMP) of the paper, ALGORITHM.md "Presets".
+    `paper`: Table 2 (SAC) and Table 3 (SAC-AWMP) of the paper, ALGORITHM.md "Presets"; TD3
+    with the hyperparameters of the TD3 paper (Fujimoto et al. 2018, Section 6.1).
     `reference-code`: the authors' reference code's choices for SAC-AWMP (ALGORITHM.md
-    "Presets"), for ablations; SAC is the same as `paper` under it.
+    "Presets"), for ablations; SAC and TD3 are the same as `paper` under it.
     """
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; supported: {', '.join(PRESETS)}")
@@ -150,7 +179,7 @@ def preset(name: str = "paper") -> TrainConfig:
             c_marg=4.0,
             sigma=0.005,
             recon_coef=1.0,
-            hidden=(400, 300),
+            policy_hidden=(400, 300),
             policy_delay=2,
             prior_steps=5000 * cfg.awmp.num_components,
         )
@@ -180,7 +209,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     _check(cfg.eval_episodes >= 1, "eval_episodes", cfg.eval_episodes, ">= 1")
     _check(cfg.log_interval >= 1, "log_interval", cfg.log_interval, ">= 1")
     a = cfg.algo_config()
-    prefix = "sac" if cfg.algo == "sac" else "awmp"
+    prefix = {"sac": "sac", "sac-awmp": "awmp", "td3": "td3"}[cfg.algo]
     _check(0 < a.gamma <= 1, f"{prefix}.gamma", a.gamma, "in (0, 1]")
     _check(a.batch_size >= 1, f"{prefix}.batch_size", a.batch_size, ">= 1")
     _check(
@@ -202,6 +231,12 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         _check(
             not (a.learn_alpha and a.alpha <= 0), "sac.alpha", a.alpha, "> 0 with learn_alpha"
         )
+    elif isinstance(a, TD3Config):
+        _check(0 < a.tau <= 1, "td3.tau", a.tau, "in (0, 1]")
+        _check(a.policy_noise >= 0, "td3.policy_noise", a.policy_noise, ">= 0")
+        _check(a.noise_clip >= 0, "td3.noise_clip", a.noise_clip, ">= 0")
+        _check(a.policy_delay >= 1, "td3.policy_delay", a.policy_delay, ">= 1")
+        _check(a.exploration_noise >= 0, "td3.exploration_noise", a.exploration_noise, ">= 0")
     else:
         _check(1 <= a.num_components <= 64, "awmp.num_components", a.num_components, "in [1, 64]")
         _check(0 < a.tau_v <= 1, "awmp.tau_v", a.tau_v, "in (0, 1]")
@@ -236,6 +271,12 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         _check(a.recon_coef >= 0, "awmp.recon_coef", a.recon_coef, ">= 0")
         _check(a.policy_delay >= 1, "awmp.policy_delay", a.policy_delay, ">= 1")
         _check(
+            len(a.policy_hidden) >= 1 and all(h >= 1 for h in a.policy_hidden),
+            "awmp.policy_hidden",
+            a.policy_hidden,
+            "one or more positive layer sizes",
+        )
+        _check(
             len(a.prior_hidden) >= 1 and all(h >= 1 for h in a.prior_hidden),
             "awmp.prior_hidden",
             a.prior_hidden,
@@ -256,8 +297,11 @@ def from_dict(d: dict) -> TrainConfig:
     d = dict(d)
     sac = SACConfig(**{**d.pop("sac", {})})
     awmp = AWMPConfig(**{**d.pop("awmp", {})})
+    td3 = TD3Config(**{**d.pop("td3", {})})
+    td3.hidden = tuple(td3.hidden)
     sac.hidden = tuple(sac.hidden)
     awmp.hidden = tuple(awmp.hidden)
     awmp.prior_hidden = tuple(awmp.prior_hidden)
+    awmp.policy_hidden = tuple(awmp.policy_hidden)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in d.items() if k in known}, sac=sac, awmp=awmp)
+    return TrainConfig(**{k: v for k, v in d.items() if k in known}, sac=sac, awmp=awmp, td3=td3)

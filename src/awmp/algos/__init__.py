@@ -75,7 +75,8 @@ def make_train_step(agent: Agent) -> Callable:
     return jax.jit(train_step)
 
 
-REGISTRY = {"sac": "sac", "sac-awmp": "sac_awmp"}  # algorithm name -> module in awmp.algos
+# algorithm name -> module in awmp.algos
+REGISTRY = {"sac": "sac", "sac-awmp": "sac_awmp", "td3": "td3"}
 
 
 def get(name: str):

@@ -1,0 +1,174 @@
+"""TD3 (Fujimoto, van Hoof and Meger 2018, "Addressing Function Approximation Error in
+Actor-Critic Methods"): twin critics, target policy smoothing, delayed policy updates.
+
+Losses, with B an off-policy batch from the replay buffer (equation numbers of the TD3 paper):
+- target action (eq. 14-15, target policy smoothing):
+  a' = clip(mu_bar(s') + clip(eps, -c, c), -1, 1), eps ~ N(0, sigma~^2).
+- clipped double-Q target (eq. 10): y = r + gamma (1 - terminated) min_j Qbar_j(s', a').
+- critic: J_Q = sum_j E[(Q_j(s,a) - y)^2]  (Algorithm 1, "update critics").
+- actor, every `policy_delay` critic steps (Section 5.2): J_mu = -E[Q_1(s, mu(s))] (deterministic
+  policy gradient through Q_1 only, Algorithm 1), followed by the Polyak update of both targets.
+
+Actions live in [-1, 1]^d (awmp.envs rescales), so "max action" is 1 and noise scales are
+absolute. The delayed branch is a `lax.cond` inside the one jitted `update`, driven by the
+step counter in the state, so the update stays pure (vmap over seeds turns it into a select).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from awmp.algos import Agent, polyak
+from awmp.config import TD3Config
+from awmp.envs import EnvSpec
+from awmp.networks import DeterministicPolicy, TwinCritic
+
+
+@flax.struct.dataclass
+class TD3State:
+    actor: Any
+    critic: Any
+    target_actor: Any
+    target_critic: Any
+    actor_opt: Any
+    critic_opt: Any
+    key: jax.Array
+    step: jax.Array  # critic updates done so far; the actor updates when (step + 1) % delay == 0
+    last_pi_loss: jax.Array  # the most recent actor loss, so every update reports one
+
+
+def smoothed_target_action(
+    key: jax.Array, target_mu: jax.Array, noise: float, noise_clip: float
+) -> jax.Array:
+    """Target policy smoothing (TD3 eq. 14-15): clip(mu_bar(s') + clip(eps, -c, c), -1, 1)."""
+    eps = jnp.clip(noise * jax.random.normal(key, target_mu.shape), -noise_clip, noise_clip)
+    return jnp.clip(target_mu + eps, -1.0, 1.0)
+
+
+def td_target(
+    actor_net: nn.Module,
+    critic_net: nn.Module,
+    target_actor: Any,
+    target_critic: Any,
+    batch: dict[str, jax.Array],
+    key: jax.Array,
+    cfg: TD3Config,
+) -> tuple[jax.Array, jax.Array]:
+    """The critics' regression target y (B,) and the smoothed target action a' (B, d).
+
+    Clipped double-Q (TD3 eq. 10) at the smoothed target action (eq. 14-15):
+    y = r + gamma (1 - terminated) min_j Qbar_j(s', a'). Time-limit truncations are not
+    terminal, so the target bootstraps through them.
+    """
+    target_mu = actor_net.apply(target_actor, batch["next_obs"])
+    next_a = smoothed_target_action(key, target_mu, cfg.policy_noise, cfg.noise_clip)
+    target_q = critic_net.apply(target_critic, batch["next_obs"], next_a)  # (2, B)
+    y = batch["reward"] + cfg.gamma * (1.0 - batch["terminated"]) * jnp.min(target_q, axis=0)
+    return jax.lax.stop_gradient(y), next_a
+
+
+def make_agent(spec: EnvSpec, cfg: TD3Config) -> Agent:
+    actor_net = DeterministicPolicy(tuple(cfg.hidden), spec.act_dim)
+    critic_net = TwinCritic(tuple(cfg.hidden))
+    opt = optax.adam(cfg.lr)
+
+    def init(key: jax.Array) -> TD3State:
+        k_actor, k_critic, key = jax.random.split(key, 3)
+        obs = jnp.zeros((1, spec.obs_dim))
+        act = jnp.zeros((1, spec.act_dim))
+        actor = actor_net.init(k_actor, obs)
+        critic = critic_net.init(k_critic, obs, act)
+        return TD3State(
+            actor=actor,
+            critic=critic,
+            target_actor=actor,
+            target_critic=critic,
+            actor_opt=opt.init(actor),
+            critic_opt=opt.init(critic),
+            key=key,
+            step=jnp.zeros((), jnp.int32),
+            last_pi_loss=jnp.zeros((), jnp.float32),
+        )
+
+    def act(state: TD3State, obs: jax.Array):
+        # Exploration: mu(s) + N(0, sigma^2), clipped to the action box (TD3 Algorithm 1).
+        key, sub = jax.random.split(state.key)
+        mu = actor_net.apply(state.actor, obs)
+        noise = cfg.exploration_noise * jax.random.normal(sub, mu.shape, mu.dtype)
+        return state.replace(key=key), jnp.clip(mu + noise, -1.0, 1.0), {}
+
+    def act_deterministic(state: TD3State, obs: jax.Array) -> jax.Array:
+        return actor_net.apply(state.actor, obs)
+
+    def update(state: TD3State, batch):
+        key, k_noise = jax.random.split(state.key)
+
+        y, _ = td_target(
+            actor_net, critic_net, state.target_actor, state.target_critic, batch, k_noise, cfg
+        )
+
+        def critic_loss(params):  # TD3 Algorithm 1: sum_j mean (Q_j(s,a) - y)^2
+            q = critic_net.apply(params, batch["obs"], batch["action"])  # (2, B)
+            return jnp.sum(jnp.mean((q - y) ** 2, axis=1)), q
+
+        (q_loss, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic)
+        updates, critic_opt = opt.update(grads, state.critic_opt)
+        critic = optax.apply_updates(state.critic, updates)
+
+        def actor_loss(params):  # deterministic policy gradient through Q_1 (Algorithm 1)
+            a = actor_net.apply(params, batch["obs"])
+            return -jnp.mean(critic_net.apply(critic, batch["obs"], a)[0])
+
+        def delayed_update(_):
+            # Section 5.2: the actor and both targets move once every `policy_delay` steps.
+            pi_loss, grads = jax.value_and_grad(actor_loss)(state.actor)
+            upd, actor_opt = opt.update(grads, state.actor_opt)
+            actor = optax.apply_updates(state.actor, upd)
+            return (
+                actor,
+                actor_opt,
+                polyak(state.target_actor, actor, cfg.tau),
+                polyak(state.target_critic, critic, cfg.tau),
+                pi_loss,
+            )
+
+        def skip(_):
+            return (
+                state.actor,
+                state.actor_opt,
+                state.target_actor,
+                state.target_critic,
+                state.last_pi_loss,
+            )
+
+        step = state.step + 1
+        actor, actor_opt, target_actor, target_critic, pi_loss = jax.lax.cond(
+            step % cfg.policy_delay == 0, delayed_update, skip, None
+        )
+        new_state = state.replace(
+            actor=actor,
+            critic=critic,
+            target_actor=target_actor,
+            target_critic=target_critic,
+            actor_opt=actor_opt,
+            critic_opt=critic_opt,
+            key=key,
+            step=step,
+            last_pi_loss=pi_loss,
+        )
+        metrics = {"q_loss": q_loss, "pi_loss": pi_loss, "q_mean": jnp.mean(q)}
+        return new_state, metrics
+
+    return Agent(
+        name="td3",
+        init=init,
+        act=act,
+        act_deterministic=act_deterministic,
+        update=update,
+    )
