@@ -1,0 +1,75 @@
+"""Shared test helpers: tiny custom envs and a fast config builder."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from awmp.config import TrainConfig, preset
+
+
+class BoxEnv(gym.Env):
+    """A 1-step-per-call toy env with configurable spaces, for space checks and rescaling."""
+
+    def __init__(self, low=(-1.0,), high=(1.0,), obs_space=None, horizon=5, terminate_at=None):
+        self.action_space = gym.spaces.Box(
+            np.asarray(low, np.float32), np.asarray(high, np.float32)
+        )
+        self.observation_space = obs_space or gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+        self.horizon = horizon
+        self.terminate_at = terminate_at
+        self.last_action = None
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.last_action = np.asarray(action)
+        self.t += 1
+        obs = np.full(2, self.t, np.float32)
+        return obs, 1.0, self.t == self.terminate_at, False, {}
+
+
+def _register(env_id: str, **kwargs) -> None:
+    if env_id not in gym.registry:
+        gym.register(env_id, entry_point=BoxEnv, kwargs=kwargs, max_episode_steps=5)
+
+
+_register("test/Asym-v0", low=(0.0, -3.0), high=(10.0, 1.0))
+_register("test/Terminate-v0", terminate_at=3)  # terminates at t=3, else truncated at t=5
+_register("test/Unbounded-v0", low=(-np.inf,), high=(np.inf,))
+_register(
+    "test/DictObs-v0",
+    obs_space=gym.spaces.Dict({"x": gym.spaces.Box(-1, 1, (2,), np.float32)}),
+)
+
+
+def small_config(algo: str = "sac", env: str = "Pendulum-v1", **overrides) -> TrainConfig:
+    """A config that trains a tiny agent for a few hundred steps (seconds)."""
+    cfg = preset("paper")
+    cfg.algo = algo
+    cfg.env = env
+    cfg.total_steps = 300
+    cfg.warmup_steps = 100
+    cfg.eval_interval = 150
+    cfg.eval_episodes = 1
+    cfg.log_interval = 100
+    cfg.progress = False
+    cfg.sac.hidden = (32, 32)
+    cfg.sac.batch_size = 16
+    for k, v in overrides.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path):
+    def make(**overrides):
+        overrides.setdefault("run_dir", str(tmp_path / "run"))
+        return small_config(**overrides)
+
+    return make

@@ -1,0 +1,119 @@
+"""The training loop end to end: smoke, evaluation purity, determinism, run dir, API."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import flax.serialization
+import jax
+import numpy as np
+import pytest
+
+import awmp
+from awmp.algos import sac
+from awmp.envs import make_env
+from awmp.evaluate import PARAMS_FILE, run_episodes
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _params(run_dir, cfg):
+    env, spec = make_env(cfg.env)
+    template = sac.make_agent(spec, cfg.sac).init(jax.random.PRNGKey(0))
+    return flax.serialization.from_bytes(template, (run_dir / PARAMS_FILE).read_bytes())
+
+
+def test_smoke_run_updates_and_writes_run_dir(tiny_cfg):
+    cfg = tiny_cfg()
+    run_dir, summary = awmp.train(cfg)
+    for name in ("config.json", "eval.csv", "train.csv", "summary.json", PARAMS_FILE):
+        assert (run_dir / name).is_file(), name
+    assert list(run_dir.glob("events.out.tfevents.*"))
+    meta = json.loads((run_dir / "config.json").read_text())
+    assert meta["config"]["total_steps"] == 300 and meta["jax_version"] == jax.__version__
+    assert {"awmp_version", "git_commit", "host"} <= meta.keys()
+    state = _params(run_dir, cfg)
+    # one update after every env step from the one that completes the warm-up (100) to 300
+    assert int(state.step) == 300 - 100 + 1
+    init = sac.make_agent(make_env(cfg.env)[1], cfg.sac).init(jax.random.PRNGKey(cfg.seed))
+    changed = [
+        not np.array_equal(a, b)
+        for a, b in zip(jax.tree.leaves(init.actor), jax.tree.leaves(state.actor))
+    ]
+    assert all(changed)
+    evals = _rows(run_dir / "eval.csv")
+    assert [int(r["step"]) for r in evals] == [150, 300]
+    train_rows = _rows(run_dir / "train.csv")
+    assert [int(r["step"]) for r in train_rows] == [100, 200, 300]
+    assert train_rows[0]["q_loss"] == ""  # no update yet during warm-up
+    assert np.isfinite(float(train_rows[-1]["q_loss"]))
+    assert summary["final_eval_return"] == pytest.approx(float(evals[-1]["return_mean"]))
+    assert json.loads((run_dir / "summary.json").read_text())["steps_done"] == 300
+
+
+def test_evaluation_does_not_change_params(tiny_cfg):
+    run_dir, _ = awmp.train(tiny_cfg())
+    policy = awmp.load(run_dir)
+    before = jax.tree.map(np.array, policy.state)
+    env, _ = make_env("Pendulum-v1", seed=3)
+    run_episodes(lambda o: policy.act_normalized(o, True), env, 2)
+    after = jax.tree.map(np.array, policy.state)
+    assert all(
+        np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after))
+    )
+
+
+def test_same_seed_same_results(tmp_path):
+    from conftest import small_config
+
+    outs = []
+    for name in ("a", "b"):
+        run_dir, summary = awmp.train(small_config(run_dir=str(tmp_path / name)))
+        outs.append((run_dir, summary))
+    (d1, s1), (d2, s2) = outs
+    assert [r["return_mean"] for r in _rows(d1 / "eval.csv")] == [
+        r["return_mean"] for r in _rows(d2 / "eval.csv")
+    ]
+    assert (d1 / PARAMS_FILE).read_bytes() == (d2 / PARAMS_FILE).read_bytes()
+    # a different seed gives different parameters
+    d3, _ = awmp.train(small_config(run_dir=str(tmp_path / "c"), seed=1))
+    assert (d1 / PARAMS_FILE).read_bytes() != (d3 / PARAMS_FILE).read_bytes()
+
+
+def test_load_act_reproduces_training_evaluation(tiny_cfg):
+    """awmp.load(run_dir).act gives the deterministic actions the in-training evaluation used."""
+    cfg = tiny_cfg(eval_interval=300, eval_episodes=2)
+    run_dir, summary = awmp.train(cfg)
+    policy = awmp.load(run_dir)
+    from awmp.train import EVAL_SEED_OFFSET
+
+    env, _ = make_env(cfg.env)
+    env.reset(seed=cfg.seed + EVAL_SEED_OFFSET)  # the evaluation env's stream, as in training
+    returns, _ = run_episodes(lambda o: policy.act_normalized(o, True), env, 2)
+    assert np.mean(returns) == pytest.approx(summary["final_eval_return"], rel=1e-6)
+
+    # act() in env units on one observation and on a batch agree with the [-1, 1] actions
+    obs = np.random.default_rng().normal(size=(4, 3)).astype(np.float32)
+    batch = policy.act(obs)
+    assert batch.shape == (4, 1) and np.all(np.abs(batch) <= 2.0)  # Pendulum torque in [-2, 2]
+    np.testing.assert_allclose(policy.act(obs[0]), batch[0], rtol=1e-6)
+    np.testing.assert_allclose(batch, 2.0 * policy.act_normalized(obs), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"expected an observation of shape \(3,\)"):
+        policy.act(np.zeros(5))
+
+
+def test_existing_run_dir_is_refused(tiny_cfg, tmp_path):
+    from awmp.train import RunDirError
+
+    (tmp_path / "run").mkdir()
+    with pytest.raises(RunDirError, match="already exists"):
+        awmp.train(tiny_cfg())
+
+
+def test_load_refuses_non_run_dir(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a finished awmp run directory"):
+        awmp.load(tmp_path)
