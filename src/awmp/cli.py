@@ -10,12 +10,13 @@ import argparse
 import json
 import sys
 
-USAGE = """usage: awmp {train,eval,demo} ...
+USAGE = """usage: awmp {train,eval,demo,report} ...
 
   awmp train --algo sac --env Hopper-v5 --seed 0 --total-steps 1000000 --preset paper \\
              --eval-interval 5000 --eval-episodes 10 --run-dir runs/...
   awmp eval RUN_DIR --episodes 10
   awmp demo          a short SAC-AWMP... run on Pendulum-v1 that shows learning
+  awmp report RUNS_DIR... --out report/   tables and figures from run directories
 
 `awmp train --help` lists every config field with its description.
 """
@@ -103,7 +104,13 @@ def cmd_demo(argv: list[str]) -> int:
     return run_demo(args.run_dir)
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "demo": cmd_demo}
+def cmd_report(argv: list[str]) -> int:
+    from awmp.report import main as report_main
+
+    return report_main(argv)
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "demo": cmd_demo, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,536 @@
+"""`awmp report RUNS_DIR... --out report/`: tables and figures from run directories only.
+
+Reads config.json, eval.csv and summary.json of every run directory under the given paths
+(it never trains or evaluates anything), groups runs by (env, algo, variant, budget), where the
+variant lists the algorithm hyperparameters that differ from the run's preset (e.g.
+`num_components=8`), and writes into --out:
+
+- `report.md`: final and best evaluation returns per group (mean ± std over seeds and the
+  interquartile mean with a 95% percentile-bootstrap CI), published reference figures where task
+  and budget match, and every incomplete or unreadable run with the reason;
+- `results.csv`: the same numbers, one row per group;
+- `curves_<env>_<budget>.png`: learning curves of the default variants, mean ± half a standard
+  deviation over seeds (the paper's Fig. 3 style), with published reference lines;
+- `ablation_<field>_<env>_<budget>.png`: SAC-AWMP runs that differ from the default only in
+  `num_components` (Fig. 4) or `tau_q` (Fig. 5).
+
+The IQM is computed with NumPy (rliable 1.2.0 fails to import next to pandas 3, see
+ARCHITECTURE.md): the mean of the runs left after cutting floor(n/4) from each end, as
+`scipy.stats.trim_mean(x, 0.25)` and rliable's `iqm` do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import sys
+from collections import defaultdict
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+RUN_FILES = ("config.json", "eval.csv", "summary.json")
+ALGO_SECTION = {"sac": "sac", "sac-awmp": "awmp", "td3": "td3"}
+REFERENCE_ALGO = {"sac": "SAC", "td3": "TD3", "sac-awmp": "SAC-AWMP"}
+ABLATIONS = ("num_components", "tau_q")  # paper Fig. 4 and Fig. 5
+ABLATION_TITLES = {"num_components": "O (Fig. 4)", "tau_q": "τ_Q (Fig. 5)"}
+
+
+class ReportError(ValueError):
+    """Nothing to report (no run directories under the given paths)."""
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def iqm(x: np.ndarray) -> float:
+    """Interquartile mean: the mean after cutting floor(n/4) values from each end."""
+    x = np.sort(np.asarray(x, np.float64).ravel())
+    if x.size == 0:
+        raise ValueError("iqm of an empty sample")
+    cut = int(0.25 * x.size)
+    return float(np.mean(x[cut : x.size - cut]))
+
+
+def _iqm_rows(samples: np.ndarray) -> np.ndarray:
+    """IQM of every row of a (R, n) array (same trimming rule as `iqm`)."""
+    n = samples.shape[1]
+    cut = int(0.25 * n)
+    return np.mean(np.sort(samples, axis=1)[:, cut : n - cut], axis=1)
+
+
+def bootstrap_ci(
+    x: np.ndarray, reps: int = 20_000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile-bootstrap confidence interval of the IQM over runs (rliable's default method).
+
+    Resamples the n runs with replacement `reps` times; fixed `seed` so reports are reproducible.
+    """
+    x = np.asarray(x, np.float64).ravel()
+    if x.size == 0:
+        raise ValueError("bootstrap of an empty sample")
+    rng = np.random.default_rng(seed)
+    stats = _iqm_rows(x[rng.integers(0, x.size, size=(reps, x.size))])
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(stats, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+# --------------------------------------------------------------------------- reading runs
+
+
+@dataclasses.dataclass
+class Run:
+    path: Path
+    env: str
+    algo: str
+    seed: int
+    budget: int  # total_steps configured
+    variant: str  # "" for the preset's defaults, else "field=value, ..."
+    variant_fields: dict
+    steps: np.ndarray  # evaluation steps
+    returns: np.ndarray  # evaluation return means
+    complete: bool
+    problem: str  # why the run is incomplete ("" when complete)
+
+    @property
+    def final(self) -> float:
+        return float(self.returns[-1])
+
+    @property
+    def best(self) -> float:
+        return float(np.max(self.returns))
+
+
+@dataclasses.dataclass
+class Unreadable:
+    path: Path
+    problem: str
+
+
+def find_run_dirs(paths: list[str | Path]) -> list[Path]:
+    """Every directory under `paths` that holds at least one of the run files."""
+    found: set[Path] = set()
+    for p in map(Path, paths):
+        if not p.exists():
+            raise ReportError(f"{p} does not exist")
+        if any((p / f).is_file() for f in RUN_FILES):
+            found.add(p)
+        for f in RUN_FILES:
+            found.update(q.parent for q in p.rglob(f))
+    return sorted(found)
+
+
+def _read_eval(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    steps, rets = [], []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                steps.append(int(float(row["step"])))
+                rets.append(float(row["return_mean"]))
+            except (KeyError, TypeError, ValueError):
+                continue  # a half-written last line of a run still in progress
+    order = np.argsort(steps, kind="stable")
+    return np.asarray(steps, np.int64)[order], np.asarray(rets, np.float64)[order]
+
+
+def _normalise(v):
+    return tuple(_normalise(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+
+def variant_of(config: dict) -> dict:
+    """Algorithm hyperparameters (and the preset) that differ from the run's preset defaults."""
+    from awmp.config import preset, to_dict
+
+    name = config.get("preset", "paper")
+    try:
+        default = to_dict(preset(name))
+    except ValueError:
+        return {"preset": name}
+    section = ALGO_SECTION.get(config.get("algo", ""), "")
+    diff = {} if name == "paper" else {"preset": name}
+    ours, theirs = config.get(section, {}), default.get(section, {})
+    for key in sorted(ours):
+        if key in theirs and _normalise(ours[key]) != _normalise(theirs[key]):
+            diff[key] = _normalise(ours[key])
+    return diff
+
+
+def _format_variant(diff: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in diff.items())
+
+
+def read_run(path: Path) -> Run | Unreadable:
+    """One run directory, with its completeness judged from summary.json and eval.csv."""
+    cfg_path, eval_path, summary_path = (path / f for f in RUN_FILES)
+    if not cfg_path.is_file():
+        return Unreadable(path, "no config.json")
+    try:
+        config = json.loads(cfg_path.read_text())["config"]
+        env, algo, seed = config["env"], config["algo"], int(config["seed"])
+        budget = int(config["total_steps"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return Unreadable(path, f"unreadable config.json ({type(e).__name__}: {e})")
+    steps, rets = _read_eval(eval_path) if eval_path.is_file() else (np.zeros(0, int), np.zeros(0))
+    if steps.size == 0:
+        return Unreadable(path, f"{env} {algo} seed {seed}: no evaluation in eval.csv")
+    last = int(steps[-1])
+    problem = ""
+    if not summary_path.is_file():
+        problem = f"no summary.json (running or crashed); last evaluation at step {last}"
+    else:
+        try:
+            summary = json.loads(summary_path.read_text())
+            done = int(summary.get("steps_done", 0))
+        except (OSError, ValueError, TypeError) as e:
+            summary, done = {}, 0
+            problem = f"unreadable summary.json ({type(e).__name__})"
+        if not problem and (done < budget or summary.get("interrupted")):
+            problem = f"stopped at step {done}"
+    if not problem and last < budget:
+        problem = f"last evaluation at step {last}"
+    if problem:
+        problem = f"partial: {problem} of {budget}"
+    diff = variant_of(config)
+    return Run(
+        path=path,
+        env=env,
+        algo=algo,
+        seed=seed,
+        budget=budget,
+        variant=_format_variant(diff),
+        variant_fields=diff,
+        steps=steps,
+        returns=rets,
+        complete=not problem,
+        problem=problem,
+    )
+
+
+# --------------------------------------------------------------------------- grouping
+
+
+GroupKey = tuple[str, str, str, int]  # env, algo, variant, budget
+
+
+def group_runs(runs: list[Run]) -> dict[GroupKey, list[Run]]:
+    groups: dict[GroupKey, list[Run]] = defaultdict(list)
+    for r in runs:
+        groups[(r.env, r.algo, r.variant, r.budget)].append(r)
+    for g in groups.values():
+        g.sort(key=lambda r: (r.seed, str(r.path)))
+    return dict(sorted(groups.items()))
+
+
+def curve(runs: list[Run]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, mean, std, n) over the runs that have an evaluation at each step."""
+    steps = np.unique(np.concatenate([r.steps for r in runs]))
+    mean, std, n = [], [], []
+    for s in steps:
+        vals = [r.returns[r.steps == s][-1] for r in runs if np.any(r.steps == s)]
+        mean.append(np.mean(vals))
+        std.append(np.std(vals))
+        n.append(len(vals))
+    return steps, np.asarray(mean), np.asarray(std), np.asarray(n)
+
+
+@dataclasses.dataclass
+class GroupStats:
+    key: GroupKey
+    seeds: list[int]
+    incomplete: int
+    final_mean: float
+    final_std: float
+    final_iqm: float
+    final_ci: tuple[float, float]
+    best_mean: float
+    best_std: float
+    best_iqm: float
+    best_ci: tuple[float, float]
+
+
+def group_stats(key: GroupKey, runs: list[Run]) -> GroupStats:
+    """Statistics over the complete runs of a group (NaN when none is complete)."""
+    done = [r for r in runs if r.complete]
+    nan = float("nan")
+    if not done:
+        return GroupStats(key, [], len(runs), nan, nan, nan, (nan, nan), nan, nan, nan, (nan, nan))
+    final = np.array([r.final for r in done])
+    best = np.array([r.best for r in done])
+    return GroupStats(
+        key=key,
+        seeds=[r.seed for r in done],
+        incomplete=len(runs) - len(done),
+        final_mean=float(np.mean(final)),
+        final_std=float(np.std(final)),
+        final_iqm=iqm(final),
+        final_ci=bootstrap_ci(final),
+        best_mean=float(np.mean(best)),
+        best_std=float(np.std(best)),
+        best_iqm=iqm(best),
+        best_ci=bootstrap_ci(best),
+    )
+
+
+# --------------------------------------------------------------------------- references
+
+
+def task_name(env_id: str) -> str:
+    """'Hopper-v5' -> 'Hopper' (the reference table's task column)."""
+    base = env_id.split("/")[-1]
+    return base.rsplit("-v", 1)[0]
+
+
+def load_references() -> list[dict]:
+    """Published returns shipped with the package (data/published_returns.csv, with sources)."""
+    text = resources.files("awmp").joinpath("data/published_returns.csv").read_text()
+    rows = []
+    for row in csv.DictReader(text.splitlines()):
+        row["steps"] = int(row["steps"])
+        row["return_mean"] = float(row["return_mean"])
+        row["return_std"] = float(row["return_std"])
+        rows.append(row)
+    return rows
+
+
+def matching_references(refs: list[dict], env_id: str, budget: int) -> list[dict]:
+    return [r for r in refs if r["env"] == task_name(env_id) and r["steps"] == budget]
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _draw_curve(ax, runs: list[Run], label: str) -> None:
+    steps, mean, std, _ = curve(runs)
+    partial = sum(not r.complete for r in runs)
+    count = f"n={len(runs) - partial}" + (f" + {partial} partial" if partial else "")
+    (line,) = ax.plot(steps, mean, label=f"{label} ({count})")
+    # The paper's Fig. 3: mean ± half a standard deviation over seeds.
+    ax.fill_between(steps, mean - 0.5 * std, mean + 0.5 * std, alpha=0.2, color=line.get_color())
+
+
+def _finish(ax, fig, title: str, out: Path) -> None:
+    ax.set_title(title)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("evaluation return (mean ± ½ std over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    _plt().close(fig)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in text)
+
+
+def plot_learning_curves(groups, refs, out: Path) -> list[Path]:
+    """One figure per (env, budget) with every algorithm's default variant."""
+    plt = _plt()
+    by_task: dict[tuple[str, int], list] = defaultdict(list)
+    for (env, algo, variant, budget), runs in groups.items():
+        if variant == "":
+            by_task[(env, budget)].append((algo, runs))
+    written = []
+    for (env, budget), items in sorted(by_task.items()):
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for algo, runs in items:
+            _draw_curve(ax, runs, algo)
+        for ref in matching_references(refs, env, budget):
+            ax.axhline(ref["return_mean"], ls="--", lw=0.8, color="gray")
+            ax.annotate(
+                f"{ref['algo']} {ref['env']}-{ref['env_version']}: {ref['source']}",
+                (0, ref["return_mean"]),
+                xycoords=("axes fraction", "data"),
+                fontsize=6,
+                color="gray",
+                va="bottom",
+            )
+        path = out / f"curves_{_slug(env)}_{budget}.png"
+        _finish(ax, fig, f"{env}, {budget:,} steps", path)
+        written.append(path)
+    return written
+
+
+def plot_ablations(groups, out: Path) -> list[Path]:
+    """Fig. 4 (O) and Fig. 5 (tau_Q) style: SAC-AWMP variants differing in one field only."""
+    from awmp.config import preset, to_dict
+
+    plt = _plt()
+    written = []
+    defaults = to_dict(preset("paper"))["awmp"]
+    for field in ABLATIONS:
+        by_task: dict[tuple[str, int], list] = defaultdict(list)
+        for (env, algo, _variant, budget), runs in groups.items():
+            fields = runs[0].variant_fields
+            if algo != "sac-awmp" or set(fields) - {field}:
+                continue
+            value = fields.get(field, defaults[field])
+            by_task[(env, budget)].append((value, field in fields, runs))
+        for (env, budget), items in sorted(by_task.items()):
+            if not any(is_variant for _, is_variant, _ in items):
+                continue  # only the default: no ablation ran for this task
+            fig, ax = plt.subplots(figsize=(6.4, 4.2))
+            for value, _, runs in sorted(items, key=lambda t: t[0]):
+                _draw_curve(ax, runs, f"{field}={value}")
+            path = out / f"ablation_{field}_{_slug(env)}_{budget}.png"
+            _finish(ax, fig, f"SAC-AWMP on {env}: {ABLATION_TITLES[field]}", path)
+            written.append(path)
+    return written
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _pm(mean: float, std: float) -> str:
+    return "–" if math.isnan(mean) else f"{mean:.1f} ± {std:.1f}"
+
+
+def _iqm_text(value: float, ci: tuple[float, float]) -> str:
+    return "–" if math.isnan(value) else f"{value:.1f} [{ci[0]:.1f}, {ci[1]:.1f}]"
+
+
+def write_markdown(stats, groups, refs, unreadable, figures, out: Path) -> Path:
+    lines = [
+        "# awmp report",
+        "",
+        "Evaluation returns of deterministic policies, read from run directories. *Final*: the",
+        "last evaluation of each run; *best*: its highest evaluation. Mean ± std over seeds",
+        "(population std), and the interquartile mean (IQM) with a 95% percentile-bootstrap CI",
+        "over seeds (20,000 resamples). Only complete runs enter the statistics; incomplete",
+        "runs are counted in the *incomplete* column and listed below.",
+        "",
+        "| env | algo | variant | budget | seeds | incomplete | final mean ± std "
+        "| final IQM [95% CI] | best mean ± std | best IQM [95% CI] |",
+        "|---|---|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for s in stats:
+        env, algo, variant, budget = s.key
+        seeds = ",".join(map(str, s.seeds)) or "–"
+        lines.append(
+            f"| {env} | {algo} | {variant or 'default'} | {budget:,} | {seeds} | {s.incomplete} "
+            f"| {_pm(s.final_mean, s.final_std)} | {_iqm_text(s.final_iqm, s.final_ci)} "
+            f"| {_pm(s.best_mean, s.best_std)} | {_iqm_text(s.best_iqm, s.best_ci)} |"
+        )
+    tasks = sorted({(k[0], k[3]) for k in groups})
+    ref_lines = []
+    for env, budget in tasks:
+        for r in matching_references(refs, env, budget):
+            ref_lines.append(
+                f"| {env} | {r['algo']} | {r['env']}-{r['env_version']} | {r['steps']:,} "
+                f"| {r['return_mean']:.1f} ± {r['return_std']:.1f} | {r['seeds']} "
+                f"| {r['measure']} | {r['source']} |"
+            )
+    lines += ["", "## Published reference figures (same task and budget)", ""]
+    if ref_lines:
+        lines += [
+            "Other versions of the tasks and other measures: read as orientation, not as targets.",
+            "",
+            "| our env | algo | their env | steps | return | seeds | measure | source |",
+            "|---|---|---|---:|---:|---:|---|---|",
+            *ref_lines,
+        ]
+    else:
+        lines.append("None match the tasks and budgets of these runs.")
+    bad = [(r.path, r.problem) for runs in groups.values() for r in runs if not r.complete]
+    bad += [(u.path, u.problem) for u in unreadable]
+    lines += ["", "## Incomplete or unreadable runs", ""]
+    if bad:
+        lines += [f"- `{p}`: {why}" for p, why in sorted(bad, key=lambda t: str(t[0]))]
+    else:
+        lines.append("None: every run directory is complete.")
+    if figures:
+        lines += ["", "## Figures", ""]
+        lines += [f"![{f.stem}]({f.name})" for f in figures]
+    lines += ["", "## Run directories", ""]
+    for key, runs in groups.items():
+        lines.append(
+            f"- {' / '.join(str(k) for k in key if k != '')}: "
+            + ", ".join(f"`{r.path}`" for r in runs)
+        )
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_csv(stats, out: Path) -> Path:
+    path = out / "results.csv"
+    cols = [
+        "env", "algo", "variant", "budget", "seeds", "incomplete", "final_mean", "final_std",
+        "final_iqm", "final_iqm_lo", "final_iqm_hi", "best_mean", "best_std", "best_iqm",
+        "best_iqm_lo", "best_iqm_hi",
+    ]  # fmt: skip
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for s in stats:
+            env, algo, variant, budget = s.key
+            w.writerow([
+                env, algo, variant, budget, " ".join(map(str, s.seeds)), s.incomplete,
+                s.final_mean, s.final_std, s.final_iqm, *s.final_ci,
+                s.best_mean, s.best_std, s.best_iqm, *s.best_ci,
+            ])  # fmt: skip
+    return path
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def make_report(paths: list[str | Path], out: str | Path) -> dict:
+    """Read every run under `paths` and write the report into `out`; return what was written."""
+    run_dirs = find_run_dirs(paths)
+    if not run_dirs:
+        raise ReportError(
+            f"no run directories (with {', '.join(RUN_FILES)}) under {', '.join(map(str, paths))}"
+        )
+    read = [read_run(p) for p in run_dirs]
+    runs = [r for r in read if isinstance(r, Run)]
+    unreadable = [r for r in read if isinstance(r, Unreadable)]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    groups = group_runs(runs)
+    stats = [group_stats(k, g) for k, g in groups.items()]
+    refs = load_references()
+    figures = plot_learning_curves(groups, refs, out) + plot_ablations(groups, out)
+    md = write_markdown(stats, groups, refs, unreadable, figures, out)
+    table = write_csv(stats, out)
+    return {
+        "report": str(md),
+        "table": str(table),
+        "figures": [str(f) for f in figures],
+        "runs": len(runs),
+        "incomplete": [str(r.path) for r in runs if not r.complete]
+        + [str(u.path) for u in unreadable],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="awmp report",
+        description="Tables and figures from run directories (reads files only; never trains).",
+    )
+    p.add_argument("runs", nargs="+", help="run directories or folders that contain them")
+    p.add_argument("--out", default="report", help="output folder (default report/)")
+    args = p.parse_args(argv)
+    try:
+        result = make_report(args.runs, args.out)
+    except ReportError as e:
+        print(f"awmp: error: {e}", file=sys.stderr)
+        return 2
+    print(f"report: {result['report']} ({result['runs']} runs, {len(result['figures'])} figures)")
+    for path in result["incomplete"]:
+        print(f"incomplete: {path}", file=sys.stderr)
+    return 0

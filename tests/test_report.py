@@ -1,0 +1,176 @@
+"""`awmp report` on small fake run directories made here: files, numbers, flags."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from awmp import report
+from awmp.cli import main as cli_main
+from awmp.config import preset, to_dict
+
+
+def fake_run(
+    root: Path,
+    name: str,
+    env: str,
+    algo: str,
+    seed: int,
+    returns: list[float],
+    budget: int,
+    eval_every: int,
+    summary: bool = True,
+    steps_done: int | None = None,
+    **awmp_fields,
+) -> Path:
+    """A run directory in the format awmp.train writes (config.json, eval.csv, summary.json)."""
+    cfg = preset("paper")
+    cfg.env, cfg.algo, cfg.seed, cfg.total_steps = env, algo, seed, budget
+    for k, v in awmp_fields.items():
+        setattr(cfg.awmp, k, v)
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({"config": to_dict(cfg)}))
+    with open(d / "eval.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", "seed", "return_mean", "return_std", "episodes", "wall_s"])
+        for i, r in enumerate(returns):
+            w.writerow([(i + 1) * eval_every, seed, r, 1.0, 10, i])
+    if summary:
+        done = budget if steps_done is None else steps_done
+        (d / "summary.json").write_text(json.dumps({"steps_done": done, "interrupted": False}))
+    return d
+
+
+def hand_iqm(x) -> float:
+    """Interquartile mean by hand: sort, drop floor(n/4) from each end, average the rest."""
+    x = sorted(x)
+    k = len(x) // 4
+    kept = x[k : len(x) - k]
+    return sum(kept) / len(kept)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 10, 13])
+def test_iqm_matches_hand_computation(n):
+    x = list(np.random.default_rng(n).normal(size=n) * 100)
+    assert report.iqm(np.array(x)) == pytest.approx(hand_iqm(x), rel=1e-12)
+
+
+def test_iqm_examples():
+    assert report.iqm(np.array([1.0, 2.0, 3.0, 4.0, 100.0])) == pytest.approx(3.0)  # 2,3,4
+    assert report.iqm(np.array([0.0, 10.0, 20.0, 30.0])) == pytest.approx(15.0)  # 10,20
+
+
+def test_bootstrap_ci_matches_exact_bootstrap_distribution():
+    """Brute force: with n = 5 all 5^5 resamples are equally likely; enumerate them."""
+    x = np.array([-30.0, 5.0, 12.0, 40.0, 300.0])
+    exact = np.array([hand_iqm(x[list(idx)]) for idx in itertools.product(range(5), repeat=5)])
+    lo, hi = report.bootstrap_ci(x, reps=20_000, seed=3)
+    # The sampled percentiles must fall between the exact ones at slightly wider/narrower levels.
+    assert np.quantile(exact, 0.015) <= lo <= np.quantile(exact, 0.035)
+    assert np.quantile(exact, 0.965) <= hi <= np.quantile(exact, 0.985)
+    assert lo < report.iqm(x) < hi
+    assert report.bootstrap_ci(np.full(4, 7.0)) == (7.0, 7.0)
+
+
+def _table_rows(md: str) -> dict[tuple[str, str, str], list[str]]:
+    rows = {}
+    for line in md.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 10 and cells[0].endswith("-v5"):
+            rows[(cells[0], cells[1], cells[2])] = cells
+    return rows
+
+
+def test_report_files_numbers_and_flags(tmp_path):
+    runs = tmp_path / "runs"
+    rng = np.random.default_rng(0)
+    finals = {}
+    for algo in ("sac", "td3"):
+        finals[algo] = []
+        for seed in range(5):
+            curve = list(rng.normal(1000, 300, size=3))
+            finals[algo].append(curve[-1])
+            fake_run(runs, f"hop/{algo}/s{seed}", "Hopper-v5", algo, seed, curve, 300_000, 100_000)
+    # A partial run (no summary.json) and one stopped early: flagged, not in the statistics.
+    fake_run(runs, "hop/sac/s9", "Hopper-v5", "sac", 9, [5.0], 300_000, 100_000, summary=False)
+    fake_run(
+        runs, "hop/td3/s8", "Hopper-v5", "td3", 8, [7.0, 9.0], 300_000, 100_000, steps_done=200_000
+    )
+    # An unreadable directory (eval.csv only).
+    (runs / "junk").mkdir()
+    (runs / "junk" / "eval.csv").write_text("step,return_mean\n")
+    # The O ablation (Fig. 4) and the tau_Q ablation (Fig. 5) of SAC-AWMP on Walker2d.
+    for o in (2, 4, 8):
+        for seed in range(2):
+            fields = {} if o == 4 else {"num_components": o}
+            fake_run(
+                runs,
+                f"walk/o{o}/s{seed}",
+                "Walker2d-v5",
+                "sac-awmp",
+                seed,
+                [1.0 * o, 2.0 * o],
+                2000,
+                1000,
+                **fields,
+            )
+    for tq in (0.1, 0.0001):
+        fake_run(
+            runs, f"walk/tq{tq}/s0", "Walker2d-v5", "sac-awmp", 0, [3.0, 4.0], 2000, 1000, tau_q=tq
+        )
+
+    out = tmp_path / "report"
+    assert cli_main(["report", str(runs), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    for f in (
+        "results.csv",
+        "curves_Hopper-v5_300000.png",
+        "curves_Walker2d-v5_2000.png",
+        "ablation_num_components_Walker2d-v5_2000.png",
+        "ablation_tau_q_Walker2d-v5_2000.png",
+    ):
+        assert (out / f).is_file() and (out / f).stat().st_size > 1000, f
+
+    rows = _table_rows(md)
+    for algo in ("sac", "td3"):
+        cells = rows[("Hopper-v5", algo, "default")]
+        assert cells[4] == "0,1,2,3,4" and cells[5] == "1"  # seeds, incomplete
+        x = finals[algo]
+        assert cells[6] == f"{np.mean(x):.1f} ± {np.std(x):.1f}"
+        assert cells[7].startswith(f"{hand_iqm(x):.1f} [")
+    assert ("Walker2d-v5", "sac-awmp", "num_components=8") in rows
+    assert ("Walker2d-v5", "sac-awmp", "tau_q=0.0001") in rows
+    assert rows[("Walker2d-v5", "sac-awmp", "num_components=2")][6] == "4.0 ± 0.0"
+
+    # Incomplete runs are listed with their reason.
+    incomplete = md.split("## Incomplete or unreadable runs")[1].split("##")[0]
+    assert "s9" in incomplete and "no summary.json" in incomplete
+    assert "s8" in incomplete and "stopped at step 200000 of 300000" in incomplete
+    assert "junk" in incomplete and "no config.json" in incomplete
+    # Published TD3 figures at 300k steps on Hopper match task and budget; none at 2000 steps.
+    refs = md.split("## Published reference figures")[1].split("##")[0]
+    assert "TD3 authors' learning curves" in refs and "2410.0 ± 900.0" in refs
+    assert "Walker2d" not in refs
+
+    with open(out / "results.csv") as f:
+        table = {(r["env"], r["algo"], r["variant"]): r for r in csv.DictReader(f)}
+    got = float(table[("Hopper-v5", "td3", "")]["final_iqm"])
+    assert got == pytest.approx(hand_iqm(finals["td3"]), rel=1e-9)
+
+
+def test_report_refuses_empty_folder(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert cli_main(["report", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
+    assert "no run directories" in capsys.readouterr().err
+
+
+def test_references_are_shipped_with_sources():
+    refs = report.load_references()
+    assert len(refs) >= 20 and all(r["source"] for r in refs)
+    assert report.task_name("Hopper-v5") == "Hopper"
