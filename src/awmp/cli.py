@@ -10,13 +10,14 @@ import argparse
 import json
 import sys
 
-USAGE = """usage: awmp {train,eval,demo,report} ...
+USAGE = """usage: awmp {train,eval,demo,report,experiment} ...
 
   awmp train --algo sac --env Hopper-v5 --seed 0 --total-steps 1000000 --preset paper \\
              --eval-interval 5000 --eval-episodes 10 --run-dir runs/...
   awmp eval RUN_DIR --episodes 10
   awmp demo          a short SAC-AWMP... run on Pendulum-v1 that shows learning
   awmp report RUNS_DIR... --out report/   tables and figures from run directories
+  awmp experiment paper --budget 100000 --seeds 0,1 [--dry-run]   the paper's protocol
 
 `awmp train --help` lists every config field with its description.
 """
@@ -110,7 +111,19 @@ def cmd_report(argv: list[str]) -> int:
     return report_main(argv)
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "demo": cmd_demo, "report": cmd_report}
+def cmd_experiment(argv: list[str]) -> int:
+    from awmp.experiment import main as experiment_main
+
+    return experiment_main(argv)
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "demo": cmd_demo,
+    "report": cmd_report,
+    "experiment": cmd_experiment,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

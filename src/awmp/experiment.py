@@ -1,0 +1,360 @@
+"""`awmp experiment NAME_OR_TOML`: run a grid of training runs sequentially, skipping done ones.
+
+An experiment file (TOML; `paper` is shipped in awmp/data/experiments/) has a [defaults] table
+of TrainConfig fields (dotted keys such as "awmp.tau_q" or nested tables; `seeds` is a list)
+and [[grid]] entries, each with `envs`, `algos`, optional `vary` (field -> list of values,
+crossed) and `set` (field -> value). A cell is (env, algo, overrides, seed); its run directory is
+
+    <out>/<env>/<algo>/<variant or "default">/seed<seed>-<budget>steps
+
+where the variant lists the overrides that differ from the preset, so a cell that several
+figures share (Fig. 3's SAC-AWMP is Fig. 4's O = 4) runs once. A cell whose directory holds a
+summary.json with every step done is skipped; an incomplete one is resumed when awmp.train can
+resume, and otherwise reported and left alone (run directories are never overwritten).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import shlex
+import sys
+from importlib import resources
+from pathlib import Path
+
+from awmp.config import ConfigError, TrainConfig, preset, to_dict, validate
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+
+class ExperimentError(ValueError):
+    """An experiment file or an existing cell directory that cannot be used."""
+
+
+@dataclasses.dataclass
+class Cell:
+    grids: list[str]
+    env: str
+    algo: str
+    seed: int
+    overrides: dict  # dotted field -> value, only those that differ from the preset
+    config: TrainConfig
+
+    @property
+    def variant(self) -> str:
+        return ",".join(f"{k.split('.', 1)[-1]}={_fmt(v)}" for k, v in self.overrides.items())
+
+
+def _fmt(v) -> str:
+    return "x".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _get(cfg: TrainConfig, dotted: str):
+    obj = cfg
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def set_field(cfg: TrainConfig, dotted: str, value) -> None:
+    """cfg.<a>.<b> = value, refusing unknown fields and converting lists to tuples."""
+    *parents, name = dotted.replace("-", "_").split(".")
+    obj = cfg
+    for part in parents:
+        if not dataclasses.is_dataclass(obj) or not hasattr(obj, part):
+            raise ConfigError(f"unknown config field {dotted!r}")
+        obj = getattr(obj, part)
+    if not dataclasses.is_dataclass(obj) or name not in {f.name for f in dataclasses.fields(obj)}:
+        raise ConfigError(f"unknown config field {dotted!r}")
+    if isinstance(value, list):
+        value = tuple(value)
+    current = getattr(obj, name)
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    setattr(obj, name, value)
+
+
+def load_experiment(name_or_path: str) -> tuple[str, dict]:
+    """(name, parsed TOML) from a file path or the name of a shipped experiment."""
+    path = Path(name_or_path)
+    if path.is_file():
+        text, name = path.read_text(), path.stem
+    else:
+        shipped = resources.files("awmp").joinpath("data/experiments")
+        names = sorted(p.name[:-5] for p in shipped.iterdir() if p.name.endswith(".toml"))
+        if name_or_path not in names:
+            raise ExperimentError(
+                f"no experiment file {name_or_path!r}; give a .toml path or one of: "
+                f"{', '.join(names)}"
+            )
+        text, name = shipped.joinpath(f"{name_or_path}.toml").read_text(), name_or_path
+    try:
+        spec = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ExperimentError(f"{name_or_path}: invalid TOML ({e})") from None
+    if not spec.get("grid"):
+        raise ExperimentError(f"{name_or_path}: needs at least one [[grid]] entry")
+    return name, spec
+
+
+def expand(
+    spec: dict,
+    budget: int | None = None,
+    seeds: list[int] | None = None,
+    envs: list[str] | None = None,
+    only: list[str] | None = None,
+    sets: dict | None = None,
+) -> list[Cell]:
+    """Every distinct cell of the grid, in file order, with the CLI's reductions applied."""
+    defaults = _flatten(spec.get("defaults", {}))
+    default_seeds = defaults.pop("seeds", [0])
+    names = [g.get("name", f"grid{i}") for i, g in enumerate(spec["grid"])]
+    if only:
+        unknown = sorted(set(only) - set(names))
+        if unknown:
+            raise ExperimentError(f"unknown grid {unknown}; this file has: {', '.join(names)}")
+    cells: dict[tuple, Cell] = {}
+    for gname, grid in zip(names, spec["grid"], strict=True):
+        if only and gname not in only:
+            continue
+        vary = _flatten(grid.get("vary", {}))
+        fixed = _flatten(grid.get("set", {}))
+        grid_seeds = seeds if seeds is not None else grid.get("seeds", default_seeds)
+        for key in ("envs", "algos"):
+            if not grid.get(key):
+                raise ExperimentError(f"grid {gname!r}: needs a non-empty {key!r} list")
+        grid_envs = [e for e in grid["envs"] if envs is None or e in envs]
+        combos = [dict(zip(vary, vals, strict=True)) for vals in itertools.product(*vary.values())]
+        for env, algo, combo, seed in itertools.product(
+            grid_envs, grid["algos"], combos or [{}], grid_seeds
+        ):
+            cfg = preset(str({**defaults, **(sets or {})}.get("preset", "paper")))
+            cfg.algo, cfg.env, cfg.seed = algo, env, int(seed)
+            for k, v in {**defaults, **fixed, **combo, **(sets or {})}.items():
+                if k != "preset":
+                    set_field(cfg, k, v)
+            if budget is not None:
+                cfg.total_steps = int(budget)
+            validate(cfg)
+            # The variant: algorithm fields that differ from the preset (defaults drop out).
+            ref = preset(cfg.preset)
+            section = {"sac": "sac", "sac-awmp": "awmp", "td3": "td3"}[algo]
+            overrides = {
+                k: _get(cfg, k)
+                for k in sorted({**fixed, **combo})
+                if k.startswith(section + ".") and _get(cfg, k) != _get(ref, k)
+            }
+            key = (env, algo, tuple(overrides.items()), int(seed))
+            if key in cells:
+                cells[key].grids.append(gname)
+            else:
+                cells[key] = Cell([gname], env, algo, int(seed), overrides, cfg)
+    return list(cells.values())
+
+
+def cell_dir(out: Path, cell: Cell) -> Path:
+    env = cell.env.replace("/", "_")
+    return (
+        out / env / cell.algo / (cell.variant or "default")
+        / f"seed{cell.seed}-{cell.config.total_steps}steps"
+    )  # fmt: skip
+
+
+# May differ between a cell and its run without changing a number of the experiment.
+IGNORED_FIELDS = ("run_dir", "progress", "resume", "checkpoint_interval", "keep_checkpoints")
+
+
+def _config_diff(stored: dict, wanted: dict, prefix: str = "") -> list[str]:
+    """Fields set differently in both (a field one version lacks is no difference)."""
+    diff = []
+    for k in sorted(set(stored) & set(wanted)):
+        a, b = stored[k], wanted[k]
+        if isinstance(a, dict) and isinstance(b, dict):
+            diff += _config_diff(a, b, f"{prefix}{k}.")
+        elif a != b and f"{prefix}{k}" not in IGNORED_FIELDS:
+            diff.append(f"{prefix}{k}")
+    return diff
+
+
+def cell_status(run_dir: Path, cfg: TrainConfig) -> str:
+    """'todo', 'complete' or 'partial'; refuses a directory holding a different configuration."""
+    if not run_dir.exists():
+        return "todo"
+    cfg_path = run_dir / "config.json"
+    if cfg_path.is_file():
+        stored = json.loads(cfg_path.read_text()).get("config", {})
+        wanted = json.loads(json.dumps(to_dict(cfg)))
+        diff = _config_diff(stored, wanted)
+        if diff:
+            raise ExperimentError(
+                f"{run_dir} holds a run with a different configuration (fields {', '.join(diff)});"
+                " use another --out or remove it"
+            )
+    summary = run_dir / "summary.json"
+    if summary.is_file():
+        s = json.loads(summary.read_text())
+        if s.get("steps_done", 0) >= cfg.total_steps and not s.get("interrupted"):
+            return "complete"
+    return "partial"
+
+
+def train_command(cfg: TrainConfig, run_dir: Path) -> str:
+    """The `awmp train` command line equivalent to a cell (for --dry-run and logs)."""
+    args = ["awmp", "train", "--algo", cfg.algo, "--env", cfg.env, "--seed", str(cfg.seed)]
+    args += ["--preset", cfg.preset]
+    section = {"sac": "sac", "sac-awmp": "awmp", "td3": "td3"}[cfg.algo]
+    ours, ref = to_dict(cfg), to_dict(preset(cfg.preset))
+    explicit = ("algo", "env", "seed", "preset", "run_dir")
+    flat = {k: v for k, v in ours.items() if not isinstance(v, dict) and k not in explicit}
+    flat.update({f"{section}.{k}": v for k, v in ours[section].items()})
+    for k, v in flat.items():
+        top, _, sub = k.partition(".")
+        default = ref[top][sub] if sub else ref[top]
+        if v == default:
+            continue
+        flag = "--" + k.replace("_", "-")
+        if isinstance(v, bool):
+            args.append(flag if v else flag.replace("--", "--no-", 1))
+        elif isinstance(v, (list, tuple)):
+            args += [flag, *map(str, v)]
+        else:
+            args += [flag, str(v)]
+    return shlex.join([*args, "--run-dir", str(run_dir)])
+
+
+def _resume_fn():
+    """awmp.train's resume entry point, if this version has one (None otherwise)."""
+    import awmp.train as train_mod
+
+    return getattr(train_mod, "resume", None)
+
+
+def run_experiment(
+    cells: list[Cell], out: Path, dry_run: bool = False, log=print
+) -> dict[str, list[str]]:
+    """Run the cells in order; return run directories by outcome."""
+    from awmp.train import train
+
+    outcome: dict[str, list[str]] = {
+        k: [] for k in ("complete", "ran", "resumed", "partial", "failed", "todo")
+    }
+    resume = _resume_fn()
+    for i, cell in enumerate(cells, 1):
+        run_dir = cell_dir(out, cell)
+        status = cell_status(run_dir, cell.config)
+        variant = cell.variant or "default"
+        label = f"[{i}/{len(cells)}] {cell.env} {cell.algo} {variant} seed {cell.seed}"
+        if status == "complete":
+            log(f"{label}: complete, skipped ({run_dir})")
+            outcome["complete"].append(str(run_dir))
+            continue
+        if status == "partial" and resume is None:
+            log(f"{label}: PARTIAL and this awmp cannot resume yet; left alone ({run_dir})")
+            outcome["partial"].append(str(run_dir))
+            continue
+        if dry_run:
+            verb = "would resume" if status == "partial" else "would run"
+            log(f"{label}: {verb}: {train_command(cell.config, run_dir)}")
+            outcome["partial" if status == "partial" else "todo"].append(str(run_dir))
+            continue
+        cfg = dataclasses.replace(cell.config, run_dir=str(run_dir))
+        try:
+            if status == "partial":
+                log(f"{label}: resuming ({run_dir})")
+                resume(run_dir, progress=cell.config.progress)
+                outcome["resumed"].append(str(run_dir))
+            else:
+                log(f"{label}: running ({run_dir})")
+                _, summary = train(cfg)
+                log(f"{label}: final return {summary['final_eval_return']}")
+                outcome["ran"].append(str(run_dir))
+        except KeyboardInterrupt:
+            log(f"{label}: interrupted; partial results in {run_dir}")
+            outcome["partial"].append(str(run_dir))
+            raise
+        except Exception as e:  # one failing cell must not stop a day-long protocol
+            log(f"{label}: FAILED: {type(e).__name__}: {e}")
+            outcome["failed"].append(str(run_dir))
+    return outcome
+
+
+def _parse_sets(items: list[str]) -> dict:
+    sets = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ExperimentError(f"invalid --set {item!r}: expected FIELD=VALUE")
+        try:
+            sets[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            sets[key.strip()] = value  # a bare string such as Hopper-v5
+    return sets
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="awmp experiment",
+        description="Run an experiment grid (e.g. the paper's protocol) sequentially; cells "
+        "already complete are skipped, so re-running continues where it stopped.",
+    )
+    p.add_argument("experiment", help="a shipped experiment name (paper) or a .toml file")
+    p.add_argument("--budget", type=int, default=None, help="environment steps per run")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds, e.g. 0,1")
+    p.add_argument("--envs", default=None, help="comma-separated subset of the file's envs")
+    p.add_argument("--only", default=None, help="comma-separated grid names, e.g. fig3")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a config field in every cell, TOML value syntax "
+        "(e.g. --set warmup_steps=1000 --set 'sac.hidden=[64,64]')",
+    )
+    p.add_argument("--out", default=None, help="root of the run directories (runs/<name>)")
+    p.add_argument("--dry-run", action="store_true", help="list the cells and their status only")
+    args = p.parse_args(argv)
+
+    def csv_list(s):
+        return [x.strip() for x in s.split(",") if x.strip()] if s else None
+
+    try:
+        name, spec = load_experiment(args.experiment)
+        seeds = [int(s) for s in csv_list(args.seeds)] if args.seeds else None
+        if args.budget is not None and args.budget < 1:
+            raise ConfigError(f"invalid budget={args.budget}: must be >= 1")
+        cells = expand(
+            spec, args.budget, seeds, csv_list(args.envs), csv_list(args.only),
+            _parse_sets(args.set),
+        )  # fmt: skip
+        if not cells:
+            raise ExperimentError("the grid has no cells after --envs/--only")
+        out = Path(args.out) if args.out else Path("runs") / name
+        print(f"experiment {name}: {len(cells)} cells, runs under {out}", flush=True)
+        outcome = run_experiment(cells, out, args.dry_run, log=lambda m: print(m, flush=True))
+    except (ExperimentError, ConfigError, ValueError) as e:
+        print(f"awmp: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; re-run the same command to continue", file=sys.stderr)
+        return 130
+    counts = ", ".join(f"{len(v)} {k}" for k, v in outcome.items() if v)
+    print(f"done: {counts}")
+    if outcome["partial"] and _resume_fn() is None:
+        print("partial cells were not resumed (awmp.train has no resume yet)", file=sys.stderr)
+    return 1 if outcome["failed"] else 0
