@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from awmp import tasks  # noqa: E402,F401  (registers awmp/Switch-v0 with gymnasium)
 from awmp.config import TrainConfig, preset  # noqa: E402
 from awmp.evaluate import load  # noqa: E402
 from awmp.train import train  # noqa: E402

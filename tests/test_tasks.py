@@ -1,0 +1,117 @@
+"""awmp/Switch-v0: spaces, determinism, hand-computed returns, and a discontinuous optimum."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import awmp  # noqa: F401  (registers the task)
+from awmp.envs import make_env
+from awmp.tasks import SWITCH_ID, SwitchEnv, optimal_action
+
+
+def rollout(env, policy, seed: int) -> tuple[float, list]:
+    obs, _ = env.reset(seed=seed)
+    total, trace, done = 0.0, [], False
+    while not done:
+        obs, r, term, trunc, _ = env.step(policy(obs))
+        total += r
+        trace.append((obs.copy(), r))
+        done = term or trunc
+    return total, trace
+
+
+def test_spaces_registration_and_episode_length():
+    env, spec = make_env(SWITCH_ID)
+    assert (spec.obs_dim, spec.act_dim) == (2, 1)
+    assert env.unwrapped.observation_space.contains(env.reset(seed=0)[0])
+    _, trace = rollout(env, lambda o: np.array([1.0]), seed=0)
+    assert len(trace) == 50  # time limit, never terminal
+    assert all(env.unwrapped.observation_space.contains(o) for o, _ in trace)
+
+
+def test_deterministic_given_seed():
+    env1, env2 = gym.make(SWITCH_ID), gym.make(SWITCH_ID)
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, (50, 1)).astype(np.float32)
+    for seed in (0, 7):
+        o1, _ = env1.reset(seed=seed)
+        o2, _ = env2.reset(seed=seed)
+        assert np.array_equal(o1, o2)
+        for a in actions:
+            s1, s2 = env1.step(a), env2.step(a)
+            assert np.array_equal(s1[0], s2[0]) and s1[1] == s2[1]
+    cues = {float(env1.reset(seed=s)[0][1]) for s in range(20)}
+    assert len(cues) == 20
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_optimal_return_by_hand(seed):
+    env = gym.make(SWITCH_ID)
+    obs, _ = env.reset(seed=seed)
+    p0, goal = float(obs[0]), 1.0 if obs[1] >= 0 else -1.0
+    assert -0.5 <= p0 <= 0.5
+    # Full speed to the goal: the distance shrinks by 0.1 per step, then stays 0.
+    d0 = abs(p0 - goal)
+    expected = -sum(max(d0 - 0.1 * j, 0.0) for j in range(1, 51))
+    total, trace = rollout(env, optimal_action, seed)
+    assert total == pytest.approx(expected, abs=1e-6)
+    assert trace[-1][0][0] == goal
+    still, _ = rollout(env, lambda o: np.zeros(1), seed)
+    assert still == pytest.approx(-50 * d0, abs=1e-5)
+
+
+def _returns(cues: np.ndarray, policy, p0: np.ndarray | None = None) -> np.ndarray:
+    """The documented dynamics, written out independently and vectorised over episodes:
+    p <- clip(p + 0.1 a, -1, 1), r = -|p - sign(c)|, 50 steps from p0 (default 0)."""
+    p = np.zeros_like(cues) if p0 is None else p0.copy()
+    goal = np.where(cues >= 0, 1.0, -1.0)
+    total = np.zeros_like(cues)
+    for _ in range(50):
+        a = np.clip(policy(p, cues), -1, 1)
+        p = np.clip(p + 0.1 * a, -1, 1)
+        total -= np.abs(p - goal)
+    return total
+
+
+def test_independent_model_matches_env():
+    env = SwitchEnv()
+    for seed in range(5):
+        env.reset(seed=seed)
+        cue, p0 = np.array([env.cue]), np.array([env.position])
+        expected = _returns(cue, lambda p, c: 3.0 * c + 0.5 * p - 0.1, p0)[0]
+        total = 0.0
+        obs = env._obs()
+        for _ in range(50):
+            obs, r, *_ = env.step(np.array([3.0 * obs[1] + 0.5 * obs[0] - 0.1]))
+            total += r
+        assert total == pytest.approx(expected, abs=1e-5)
+
+
+def test_optimal_policy_is_discontinuous():
+    # Brute force over constant actions: on either side of c = 0, however close, the best
+    # action is full speed in opposite directions.
+    actions = np.linspace(-1, 1, 41)
+    for eps in (1e-1, 1e-3, 1e-6):
+        for sign in (1.0, -1.0):
+            cues = np.full(actions.shape, sign * eps)
+            best = actions[np.argmax(_returns(cues, lambda p, c, a=actions: a + 0 * p))]
+            assert best == sign
+
+
+def test_optimal_beats_every_linear_policy():
+    """a = clip(k c + w p + b) over a wide grid (|k| up to 1000): the discontinuous optimum
+    beats the best of them by more than 1.5 per episode on average, because 10% of the
+    episodes have |c| < 0.001, where a linear policy is slow or follows its start side."""
+    rng = np.random.default_rng(0)
+    cues = rng.uniform(-1, 1, 4000) ** 3  # the env's cue distribution
+    p0 = rng.uniform(-0.5, 0.5, 4000)  # and its start distribution
+    best = -np.inf
+    for k in np.concatenate([np.logspace(-1, 3, 17), -np.logspace(-1, 3, 17)]):
+        for w in (-10.0, -3.0, -1.0, 0.0, 1.0, 3.0, 10.0):
+            for b in (-0.2, 0.0, 0.2):
+                policy = lambda p, c, k=k, w=w, b=b: k * c + w * p + b  # noqa: E731
+                best = max(best, np.mean(_returns(cues, policy, p0)))
+    optimal = np.mean(_returns(cues, lambda p, c: np.where(c >= 0, 1.0, -1.0), p0))
+    assert optimal - best > 1.5, (optimal, best)
