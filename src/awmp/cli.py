@@ -23,7 +23,9 @@ USAGE = """usage: awmp {train,eval,demo,report,experiment} ...
 """
 
 EXIT_BAD_INPUT = 2
-EXIT_SIGINT = 130
+EXIT_DIVERGED = 3  # non-finite losses or parameters; the last good checkpoint is kept
+EXIT_SIGINT = 130  # 128 + SIGINT: stopped after a step, checkpoint written
+EXIT_SIGTERM = 143  # 128 + SIGTERM: likewise
 
 
 def _fail(msg: str) -> int:
@@ -40,7 +42,13 @@ def parse_train_config(argv: list[str]):
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--algo", default="sac")
     pre.add_argument("--preset", default="paper")
+    pre.add_argument("--resume", default=None)
     known, _ = pre.parse_known_args(argv)
+    if known.resume is not None:  # the saved config is the default; flags must agree with it
+        from awmp.train import load_run_config
+
+        saved = load_run_config(known.resume)
+        return tyro.cli(type(saved), default=saved, args=argv, prog="awmp train")
     if known.algo not in ALGOS:
         raise _UsageError(f"invalid algo={known.algo!r}: must be one of {', '.join(ALGOS)}")
     if known.preset not in PRESETS:
@@ -61,18 +69,24 @@ class _UsageError(Exception):
 
 
 def cmd_train(argv: list[str]) -> int:
+    from awmp.checkpoint import CheckpointError
     from awmp.config import ConfigError
     from awmp.envs import EnvError
-    from awmp.train import RunDirError, train
+    from awmp.train import DivergenceError, RunDirError, train
 
     try:
         cfg = parse_train_config(argv)
         run_dir, summary = train(cfg)
-    except (_UsageError, ConfigError, EnvError, RunDirError) as e:
+    except (_UsageError, ConfigError, EnvError, RunDirError, CheckpointError) as e:
         return _fail(str(e))
-    except KeyboardInterrupt as e:
-        print(f"\ninterrupted; partial results saved in {e}", file=sys.stderr)
-        return EXIT_SIGINT
+    except DivergenceError as e:
+        print(f"awmp: error: {e}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except KeyboardInterrupt as e:  # train() has printed where the run is and how to resume
+        signum = getattr(e, "signum", None)
+        if signum is None:
+            print("\nawmp: interrupted before training started", file=sys.stderr)
+        return EXIT_SIGTERM if signum == 15 else EXIT_SIGINT
     print(json.dumps(summary, indent=2))
     return 0
 

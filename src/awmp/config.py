@@ -146,6 +146,12 @@ class TrainConfig:
     """Run directory; default runs/<env>/<algo>/seed<seed>-<timestamp>. Never overwritten."""
     progress: bool = True
     """Show a live progress bar."""
+    checkpoint_interval: int = 0
+    """Environment steps between checkpoints; 0 = auto: 5% of total_steps (README "Long runs")."""
+    keep_checkpoints: int = 2
+    """How many of the newest checkpoints to keep (>= 1)."""
+    resume: str | None = None
+    """Continue this run directory from its newest checkpoint; other flags must match its config."""
     sac: SACConfig = field(default_factory=SACConfig)
     """SAC hyperparameters (used when algo = sac)."""
     awmp: AWMPConfig = field(default_factory=AWMPConfig)
@@ -208,6 +214,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     _check(cfg.eval_interval >= 1, "eval_interval", cfg.eval_interval, ">= 1")
     _check(cfg.eval_episodes >= 1, "eval_episodes", cfg.eval_episodes, ">= 1")
     _check(cfg.log_interval >= 1, "log_interval", cfg.log_interval, ">= 1")
+    _check(cfg.checkpoint_interval >= 0, "checkpoint_interval", cfg.checkpoint_interval, ">= 0")
+    _check(cfg.keep_checkpoints >= 1, "keep_checkpoints", cfg.keep_checkpoints, ">= 1")
     a = cfg.algo_config()
     prefix = {"sac": "sac", "sac-awmp": "awmp", "td3": "td3"}[cfg.algo]
     _check(0 < a.gamma <= 1, f"{prefix}.gamma", a.gamma, "in (0, 1]")

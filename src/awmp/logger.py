@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,9 +20,53 @@ TRAIN_BASE_COLUMNS = (
 )
 
 
+class LogResumeError(ValueError):
+    """A CSV log of a resumed run does not have the columns this run writes."""
+
+
+def truncate_csv(path: Path, columns: Sequence[str], last_step: int) -> None:
+    """Keep the header and the complete rows with step <= last_step (a resume's position).
+
+    Rows past the checkpoint, and a last line cut short by a crash, are dropped; kept lines stay
+    byte for byte as they were; the result replaces the file atomically.
+    """
+    buf = io.StringIO()
+    csv.writer(buf).writerow(columns)
+    header = buf.getvalue()
+    lines = []
+    if path.exists():
+        with open(path, newline="") as f:
+            lines = f.readlines()
+    if lines and lines[0] != header:
+        raise LogResumeError(
+            f"{path} has columns {lines[0].strip()!r}, this run writes {header.strip()!r}"
+        )
+    kept = [header]
+    for line in lines[1:]:
+        row = next(csv.reader([line]), [])
+        if not line.endswith("\n") or len(row) != len(columns):
+            break  # a row cut short by a crash: nothing after it was written completely
+        try:
+            step = int(float(row[0]))
+        except ValueError:
+            break
+        if step > last_step:
+            break
+        kept.append(line)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        f.write("".join(kept))
+    tmp.replace(path)
+
+
 class _Csv:
-    def __init__(self, path: Path, columns: Sequence[str]) -> None:
+    def __init__(self, path: Path, columns: Sequence[str], resume_step: int | None = None) -> None:
         self.columns = tuple(columns)
+        if resume_step is not None:
+            truncate_csv(path, self.columns, resume_step)
+            self._file = open(path, "a", newline="")  # noqa: SIM115 - kept open for the run
+            self._writer = csv.DictWriter(self._file, fieldnames=self.columns, restval="")
+            return
         self._file = open(path, "w", newline="")  # noqa: SIM115 - kept open for the run
         self._writer = csv.DictWriter(self._file, fieldnames=self.columns, restval="")
         self._writer.writeheader()
@@ -46,14 +91,26 @@ class _Csv:
 class RunLogger:
     """Writes eval.csv, train.csv (fixed columns known at start) and TensorBoard scalars."""
 
-    def __init__(self, run_dir: Path, metric_names: Sequence[str], tensorboard: bool = True):
-        self.eval_csv = _Csv(run_dir / "eval.csv", EVAL_COLUMNS)
-        self.train_csv = _Csv(run_dir / "train.csv", (*TRAIN_BASE_COLUMNS, *metric_names))
+    def __init__(
+        self,
+        run_dir: Path,
+        metric_names: Sequence[str],
+        tensorboard: bool = True,
+        resume_step: int | None = None,
+    ):
+        """`resume_step`: continue a resumed run: keep the rows up to that step, then append."""
+        self.eval_csv = _Csv(run_dir / "eval.csv", EVAL_COLUMNS, resume_step)
+        self.train_csv = _Csv(
+            run_dir / "train.csv", (*TRAIN_BASE_COLUMNS, *metric_names), resume_step
+        )
         self.tb = None
         if tensorboard:
             from tensorboardX import SummaryWriter
 
-            self.tb = SummaryWriter(str(run_dir), flush_secs=30)
+            # A resumed run starts a new events file that hides the old one's steps past the
+            # checkpoint (TensorBoard's purge_step).
+            purge = None if resume_step is None else resume_step + 1
+            self.tb = SummaryWriter(str(run_dir), flush_secs=30, purge_step=purge)
 
     def log_eval(self, row: dict) -> None:
         self.eval_csv.write(row)
