@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-USAGE = """usage: awmp {train,eval,demo,report,experiment} ...
+USAGE = """usage: awmp {train,eval,demo,report,experiment,bench} ...
 
   awmp train --algo sac --env Hopper-v5 --seed 0 --total-steps 1000000 --preset paper \\
              --eval-interval 5000 --eval-episodes 10 --run-dir runs/...
@@ -18,6 +18,7 @@ USAGE = """usage: awmp {train,eval,demo,report,experiment} ...
   awmp demo          a short SAC-AWMP... run on Pendulum-v1 that shows learning
   awmp report RUNS_DIR... --out report/   tables and figures from run directories
   awmp experiment paper --budget 100000 --seeds 0,1 [--dry-run]   the paper's protocol
+  awmp bench [--quick]  training steps/s side by side with SB3/SBX (docs/BENCHMARKS.md)
 
 `awmp train --help` lists every config field with its description.
 """
@@ -131,7 +132,14 @@ def cmd_experiment(argv: list[str]) -> int:
     return experiment_main(argv)
 
 
+def cmd_bench(argv: list[str]) -> int:
+    from awmp.bench import main as bench_main
+
+    return bench_main(argv)
+
+
 COMMANDS = {
+    "bench": cmd_bench,
     "train": cmd_train,
     "eval": cmd_eval,
     "demo": cmd_demo,
