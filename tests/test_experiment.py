@@ -71,11 +71,22 @@ def test_dry_run_creates_nothing(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_runs_grid_then_skips_complete_and_reports_partial(tmp_path, capsys, monkeypatch):
+@pytest.mark.slow
+def test_runs_grid_resumes_interrupted_skips_complete(tmp_path, capsys, monkeypatch):
     path = tmp_path / "tiny.toml"
     path.write_text(TINY)
     out = tmp_path / "runs"
+    # The first cell is stopped after step 150 as by Ctrl-C (awmp.train's test hook): the
+    # experiment stops with 130, and the same command continues it from its checkpoint.
+    monkeypatch.setenv("AWMP_TEST_STOP_AT", "150")
+    assert cli_main(["experiment", str(path), "--out", str(out)]) == 130
+    first = out / "Pendulum-v1/sac/default/seed0-300steps"
+    assert json.loads((first / "summary.json").read_text())["steps_done"] == 150
+    monkeypatch.delenv("AWMP_TEST_STOP_AT")
+    capsys.readouterr()
     assert cli_main(["experiment", str(path), "--out", str(out)]) == 0
+    assert "sac default seed 0: resuming" in capsys.readouterr().out
+    assert json.loads((first / "summary.json").read_text())["steps_done"] == 300
     dirs = sorted(p.parent for p in out.rglob("summary.json"))
     assert [d.relative_to(out).as_posix() for d in dirs] == [
         "Pendulum-v1/sac/default/seed0-300steps",

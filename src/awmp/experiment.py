@@ -240,9 +240,10 @@ def train_command(cfg: TrainConfig, run_dir: Path) -> str:
 
 def _resume_fn():
     """awmp.train's resume entry point, if this version has one (None otherwise)."""
-    import awmp.train as train_mod
+    import importlib
 
-    return getattr(train_mod, "resume", None)
+    # Not `import awmp.train`: the package rebinds that name to the train() function.
+    return getattr(importlib.import_module("awmp.train"), "resume", None)
 
 
 def run_experiment(
@@ -356,5 +357,5 @@ def main(argv: list[str] | None = None) -> int:
     counts = ", ".join(f"{len(v)} {k}" for k, v in outcome.items() if v)
     print(f"done: {counts}")
     if outcome["partial"] and _resume_fn() is None:
-        print("partial cells were not resumed (awmp.train has no resume yet)", file=sys.stderr)
+        print("partial cells were not resumed (this awmp.train has no resume)", file=sys.stderr)
     return 1 if outcome["failed"] else 0
