@@ -1,0 +1,53 @@
+"""A persistent XLA compilation cache for the reliability tests (not a test module).
+
+Those tests train the same tiny configurations many times (reference, interrupted, resumed,
+in subprocesses); compiling dominates their time on a small CPU. The cache reuses the identical
+executables, which changes no number: the comparisons stay bitwise.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import pytest
+from jax.experimental.compilation_cache import compilation_cache
+
+_OPTIONS = {
+    "jax_compilation_cache_dir": None,
+    "jax_persistent_cache_min_compile_time_secs": 0.0,
+    "jax_persistent_cache_min_entry_size_bytes": 0,
+}
+
+
+def cache_dir(tmp_path_factory) -> str:
+    path = tmp_path_factory.getbasetemp() / "jax-compilation-cache"
+    path.mkdir(exist_ok=True)
+    return str(path)
+
+
+def subprocess_env(tmp_path_factory, **extra: str) -> dict[str, str]:
+    """os.environ plus the cache settings, for `awmp` subprocesses."""
+    env = dict(os.environ)
+    env.update(
+        JAX_COMPILATION_CACHE_DIR=cache_dir(tmp_path_factory),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+        JAX_PLATFORMS="cpu",
+        **extra,
+    )
+    return env
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compile_cache(tmp_path_factory):
+    """Enable the cache for one test module, then put the previous settings back."""
+    old = {k: getattr(jax.config, k) for k in _OPTIONS}
+    new = {**_OPTIONS, "jax_compilation_cache_dir": cache_dir(tmp_path_factory)}
+    for k, v in new.items():
+        jax.config.update(k, v)
+    compilation_cache.reset_cache()
+    yield
+    for k, v in old.items():
+        jax.config.update(k, v)
+    compilation_cache.reset_cache()
