@@ -1,8 +1,7 @@
 """Exact resume: a run stopped at any step and resumed equals the uninterrupted run, bit for bit.
 
-Compared: the final agent state (final_params.msgpack: every parameter, optimizer moment, target
-network, key and counter), eval.csv and train.csv. The wall-clock columns (wall_s, steps_per_s)
-are the only ones left out: they measure time, not the experiment.
+Compared (tests/reliability.py): the final agent state, eval.csv and train.csv; only the
+wall-clock columns (wall_s, steps_per_s) are left out.
 
 Two ways to stop: "signal" (as SIGINT: a checkpoint at the stop step, taken mid-episode) and
 "crash" (no checkpoint at the stop step: the resume starts from the previous periodic one, so
@@ -11,18 +10,16 @@ the CSV rows written after it are cut and written again).
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 from pathlib import Path
 
 import pytest
 from conftest import small_config
-from jax_cache import compile_cache  # noqa: F401 - autouse fixture
+from reliability import assert_same_run, compile_cache, rows  # noqa: F401 - autouse fixture
 
 from awmp import checkpoint
 from awmp.train import SimulatedCrash, TrainingInterrupted, resume, train
 
-WALL_CLOCK_COLUMNS = ("wall_s", "steps_per_s")
 HAVE_AWMP = importlib.util.find_spec("awmp.algos.sac_awmp") is not None
 
 
@@ -39,24 +36,6 @@ def _config(algo: str, env: str, run_dir: Path):
     if algo == "td3":
         cfg.td3.hidden, cfg.td3.batch_size = (32, 32), 16
     return cfg
-
-
-def _rows(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return [
-            {k: v for k, v in row.items() if k not in WALL_CLOCK_COLUMNS}
-            for row in csv.DictReader(f)
-        ]
-
-
-def assert_same_run(reference: Path, resumed: Path) -> None:
-    assert (reference / "final_params.msgpack").read_bytes() == (
-        resumed / "final_params.msgpack"
-    ).read_bytes(), "final agent state differs"
-    for name in ("eval.csv", "train.csv"):
-        ref, got = _rows(reference / name), _rows(resumed / name)
-        assert len(ref) == len(got) and ref, name
-        assert ref == got, name
 
 
 _references: dict = {}
@@ -127,17 +106,17 @@ def test_resume_is_bitwise_identical(reference, monkeypatch, tmp_path, algo, env
     if algo == "sac-awmp":
         # The resumed part contains a prior burst drawn from the restored NumPy generator.
         assert any(
-            r.get("prior_loss") not in ("", None) for r in _rows(tmp_path / "run" / "train.csv")
+            r.get("prior_loss") not in ("", None) for r in rows(tmp_path / "run" / "train.csv")
         )
     assert_same_run(ref, tmp_path / "run")
 
 
 def test_resume_of_a_finished_run_changes_nothing(reference, tmp_path):
     ref = reference("sac", "Pendulum-v1")
-    before = (ref / "final_params.msgpack").read_bytes(), _rows(ref / "train.csv")
+    before = (ref / "final_params.msgpack").read_bytes(), rows(ref / "train.csv")
     _, summary = resume(ref)
     assert summary["steps_done"] == 300 and not summary["interrupted"]
-    assert before == ((ref / "final_params.msgpack").read_bytes(), _rows(ref / "train.csv"))
+    assert before == ((ref / "final_params.msgpack").read_bytes(), rows(ref / "train.csv"))
 
 
 def test_checkpoints_keep_the_newest_k_and_leave_no_temp_files(reference):

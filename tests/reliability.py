@@ -1,4 +1,10 @@
-"""A persistent XLA compilation cache for the reliability tests (not a test module).
+"""Helpers of the reliability tests (not a test module): run comparison, XLA compile cache.
+
+Runs are compared on the final agent state (final_params.msgpack: every parameter, optimizer
+moment, target network, key and counter), eval.csv and train.csv. The wall-clock columns
+(wall_s, steps_per_s) are the only ones left out: they measure time, not the experiment.
+
+The persistent XLA compilation cache:
 
 Those tests train the same tiny configurations many times (reference, interrupted, resumed,
 in subprocesses); compiling dominates their time on a small CPU. The cache reuses the identical
@@ -7,7 +13,9 @@ executables, which changes no number: the comparisons stay bitwise.
 
 from __future__ import annotations
 
+import csv
 import os
+from pathlib import Path
 
 import jax
 import pytest
@@ -51,3 +59,26 @@ def compile_cache(tmp_path_factory):
     for k, v in old.items():
         jax.config.update(k, v)
     compilation_cache.reset_cache()
+
+
+WALL_CLOCK_COLUMNS = ("wall_s", "steps_per_s")
+
+
+def rows(path: Path) -> list[dict]:
+    """A CSV log's rows without the wall-clock columns."""
+    with open(path, newline="") as f:
+        return [
+            {k: v for k, v in row.items() if k not in WALL_CLOCK_COLUMNS}
+            for row in csv.DictReader(f)
+        ]
+
+
+def assert_same_run(reference: Path, other: Path) -> None:
+    """Bitwise-equal final agent state and equal eval.csv/train.csv (wall-clock aside)."""
+    assert (reference / "final_params.msgpack").read_bytes() == (
+        other / "final_params.msgpack"
+    ).read_bytes(), "final agent state differs"
+    for name in ("eval.csv", "train.csv"):
+        ref, got = rows(reference / name), rows(other / name)
+        assert ref, name
+        assert ref == got, name

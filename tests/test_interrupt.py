@@ -1,0 +1,135 @@
+"""Interruption: SIGINT/SIGTERM checkpoint and exit 130/143; kill -9 at any moment loses nothing.
+
+Real `awmp train` subprocesses. A run killed with SIGKILL at random moments (and once, on
+purpose, halfway through writing a checkpoint) and resumed each time must end exactly where the
+uninterrupted run ends.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from reliability import assert_same_run, compile_cache, subprocess_env  # noqa: F401
+
+from awmp import checkpoint
+from awmp.cli import parse_train_config
+from awmp.train import TrainingInterrupted, resume, train
+
+
+def _args(run_dir: Path, total_steps: int) -> list[str]:
+    return [
+        "train",
+        "--env", "Pendulum-v1",
+        "--total-steps", str(total_steps),
+        "--warmup-steps", "50",
+        "--eval-interval", "100",
+        "--eval-episodes", "1",
+        "--log-interval", "10",
+        "--checkpoint-interval", "20",
+        "--no-progress",
+        "--sac.hidden", "16", "16",
+        "--sac.batch-size", "16",
+        "--run-dir", str(run_dir),
+    ]  # fmt: skip
+
+
+def _start(args: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "awmp.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _logged_steps(run_dir: Path) -> list[int]:
+    try:
+        with open(run_dir / "train.csv", newline="") as f:
+            return [int(r["step"]) for r in csv.DictReader(f) if r["step"].isdigit()]
+    except (OSError, KeyError):
+        return []
+
+
+def _wait_for_training(proc: subprocess.Popen, run_dir: Path, past: int, timeout: float = 120):
+    """Block until the run has logged a step > past (the loop is running), or it exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return
+        if any(s > past for s in _logged_steps(run_dir)):
+            return
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"no training progress within {timeout} s: {proc.communicate()}")
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_checkpoints_prints_resume_and_exits(
+    tmp_path_factory, tmp_path, monkeypatch, signum, code
+):
+    run_dir = tmp_path / "run"
+    proc = _start(_args(run_dir, 100_000), subprocess_env(tmp_path_factory))
+    _wait_for_training(proc, run_dir, past=60)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    assert f"resume with: awmp train --resume {run_dir}" in err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    ckpt = checkpoint.load_latest(run_dir)
+    # The checkpoint is of the very step the signal interrupted, not the last periodic one.
+    assert summary["interrupted"] and ckpt.loop.step == summary["steps_done"] > 60
+    assert f"checkpoint {ckpt.path} written" in err
+    # ...and the run continues from it.
+    monkeypatch.setenv("AWMP_TEST_STOP_AT", str(ckpt.loop.step + 5))
+    with pytest.raises(TrainingInterrupted) as info:
+        resume(run_dir, progress=False)
+    assert info.value.step == ckpt.loop.step + 5
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_leaves_a_resumable_identical_run(tmp_path_factory, tmp_path):
+    total = 400
+    reference = tmp_path / "reference"
+    train(parse_train_config(_args(reference, total)[1:]))
+
+    run_dir = tmp_path / "killed"
+    rng = random.Random(20261124)
+    env = subprocess_env(tmp_path_factory)
+    kills = 0
+    for attempt in range(4):
+        # The third process kills itself halfway through writing its second checkpoint.
+        self_kill = attempt == 2
+        extra = {"AWMP_TEST_KILL_IN_CHECKPOINT": "2"} if self_kill else {}
+        args = _args(run_dir, total) if attempt == 0 else ["train", "--resume", str(run_dir)]
+        past = max(_logged_steps(run_dir), default=0)  # wait for progress beyond this
+        proc = _start(args, {**env, **extra})
+        if not self_kill:
+            _wait_for_training(proc, run_dir, past=past)
+            time.sleep(rng.uniform(0.0, 0.4))
+            proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=120)
+        assert "Traceback" not in err
+        if proc.returncode == 0:
+            break  # it finished before the kill landed
+        assert proc.returncode == -signal.SIGKILL, err
+        kills += 1
+        if self_kill:
+            partial = list((run_dir / "checkpoints").glob(".step_*.tmp-*"))
+            assert partial, "the self-kill should have left a half-written temp file"
+            checkpoint.load_latest(run_dir)  # the complete checkpoints are intact
+    assert kills >= 3
+    proc = _start(["train", "--resume", str(run_dir)], env)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert not list((run_dir / "checkpoints").glob(".step_*.tmp-*"))
+    assert_same_run(reference, run_dir)
