@@ -15,7 +15,7 @@ USAGE = """usage: awmp {train,eval,demo,report,experiment,bench} ...
   awmp train --algo sac --env Hopper-v5 --seed 0 --total-steps 1000000 --preset paper \\
              --eval-interval 5000 --eval-episodes 10 --run-dir runs/...
   awmp eval RUN_DIR --episodes 10
-  awmp demo          a short SAC-AWMP... run on Pendulum-v1 that shows learning
+  awmp demo          SAC-AWMP (O = 4) on Pendulum-v1 for 15,000 steps: learns in minutes
   awmp report RUNS_DIR... --out report/   tables and figures from run directories
   awmp experiment paper --budget 100000 --seeds 0,1 [--dry-run]   the paper's protocol
   awmp bench [--quick]  training steps/s side by side with SB3/SBX (docs/BENCHMARKS.md)

@@ -77,7 +77,7 @@ class AWMPConfig:
     prior_interval: int = 5000
     """M: environment steps between prior-network bursts; also the recent window (Table 3)."""
     prior_steps: int = 5000
-    """Gradient steps of one prior burst (Table 3: M = 5000)."""
+    """Gradient steps of one prior burst (Table 3: 5000; reference-code preset: 5000 * O, O = 4)."""
     prior_batch_size: int = 50
     """B_on, the prior network's mini-batch from the most recent M transitions (Table 3: 50)."""
     sigma: float = 0.04

@@ -1,0 +1,518 @@
+"""SAC-AWMP: Soft Actor-Critic with an Advantage-Weighted Mixture Policy (the paper's Algorithm 1).
+
+Equation numbers are the paper's; docs/ALGORITHM.md maps each one to the function here and lists
+the ambiguity resolutions (the switches of `AWMPConfig`).
+
+- O tanh-Gaussian components (eq. 28), one stacked parameter pytree (`StackedGaussianPolicy`).
+- Gating rho(g|s) = softmax_g((Qbar_1(s, a_g) - alpha_pi log pi_g(a_g|s)) / T)   (eq. 16-17).
+- Twin Q on Qhat = r + gamma (1 - terminated) Vbar(s')                                (eq. 22-23).
+- V on Vhat = sum_g u_g [min_j Q_j(s, a_g) - alpha_pi log pi_g] - alpha_g sum_g u_g log u_g
+  (eq. 20-21), u = rho (`value_weights=gating`) or h (`prior`).
+- Policy, per component: sum_g h_g (alpha_pi log pi_g(a_g|s) - min_j Q_j(s, a_g))
+  + alpha_g sum_g h_g log h_g, h = P(.|s, a) from the prior, held fixed          (eq. 24-27).
+- Prior network P(h|s,a; eta), trained in bursts on the most recent M transitions:
+  J_eta = KL(P(.|x) || P(.|x~)) - zeta * (c_marg H(h) - H(h|s,a)), advantage-weighted
+  importance weights in log space                                          (eq. 5-6, 10-14, 19).
+
+Update order: the Q, V and policy losses of one gradient step are all evaluated at the same
+(pre-update) parameters and applied together, as in Haarnoja et al. (2018a)'s SAC-v1; each loss
+only reaches its own parameters (stop-gradients everywhere else), which is tested.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from awmp.algos import Agent, polyak
+from awmp.buffer import ReplayBuffer
+from awmp.config import AWMPConfig
+from awmp.distributions import gaussian_log_prob, log_det_tanh_jacobian, mixture_log_prob
+from awmp.envs import EnvSpec
+from awmp.networks import PriorNet, StackedGaussianPolicy, TwinCritic, ValueNet
+
+sg = jax.lax.stop_gradient
+
+# Names of the networks inside the state; `nets(state)` returns them as one dict so that every
+# loss is a function of all parameters and gradient isolation can be checked directly.
+NET_NAMES = ("policy", "critic", "target_critic", "value", "target_value", "prior")
+
+
+@flax.struct.dataclass
+class AWMPState:
+    """Everything SAC-AWMP needs between calls (a pytree: checkpoint it as is)."""
+
+    policy: Any  # O stacked tanh-Gaussian components (theta)
+    critic: Any  # Q_1, Q_2 (w)
+    target_critic: Any  # Qbar (w-bar, tau_Q): gating and advantages only
+    value: Any  # V (psi)
+    target_value: Any  # Vbar (psi-bar, tau_V): the Q target
+    prior: Any  # P(h|s,a; eta)
+    policy_opt: Any
+    critic_opt: Any
+    value_opt: Any
+    prior_opt: Any
+    key: jax.Array
+    step: jax.Array  # gradient steps done
+    prior_step: jax.Array  # prior-network gradient steps done (all bursts together)
+
+
+# ---------------------------------------------------------------------------------------------
+# Small pure functions (no networks): the math of each equation, public for tests and tools.
+# ---------------------------------------------------------------------------------------------
+
+
+def gating_log_weights(
+    q_bar: jax.Array, log_pi: jax.Array, alpha_pi: float, temperature: float = 1.0
+) -> jax.Array:
+    """log rho(g|s), eq. 16-17: log_softmax_g((Qbar(s,a_g) - alpha_pi log pi_g(a_g|s)) / T).
+
+    q_bar, log_pi: (..., O), one sampled action per component (a one-sample estimate of eq. 17).
+    """
+    return jax.nn.log_softmax((q_bar - alpha_pi * log_pi) / temperature, axis=-1)
+
+
+def gating_weights(
+    q_bar: jax.Array, log_pi: jax.Array, alpha_pi: float, temperature: float = 1.0
+) -> jax.Array:
+    """rho(g|s), eq. 16-17, a probability vector over the last axis (O)."""
+    return jnp.exp(gating_log_weights(q_bar, log_pi, alpha_pi, temperature))
+
+
+def prior_weights(logits: jax.Array) -> jax.Array:
+    """h = P(.|s,a; eta) (Section 3.1): the prior network's softmax output layer."""
+    return jax.nn.softmax(logits, axis=-1)
+
+
+def log_importance_weights(advantage: jax.Array, log_mu: jax.Array) -> jax.Array:
+    """log w_i, eq. 10-11 in log space: log_softmax_i(A_i - log mu(a_i|s_i)) over the batch.
+
+    F(A) = exp(A) / Phi (Section 3.1), so w_i = exp(A_i) / mu_i / sum_j exp(A_j) / mu_j exactly,
+    without the overflow of computing exp(A) / mu directly.
+    """
+    return jax.nn.log_softmax(advantage - log_mu, axis=-1)
+
+
+def importance_weights(advantage: jax.Array, log_mu: jax.Array) -> jax.Array:
+    """w_i, eq. 11: normalised advantage-weighted importance weights (sum to 1 over the batch)."""
+    return jnp.exp(log_importance_weights(advantage, log_mu))
+
+
+def effective_sample_size(w: jax.Array) -> jax.Array:
+    """1 / sum_i w_i^2 of normalised weights: B when uniform, 1 when one sample takes all."""
+    return 1.0 / jnp.sum(w**2, axis=-1)
+
+
+def mutual_information(
+    log_w: jax.Array, log_p: jax.Array, c_marg: float = 1.0
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(I, H(h), H(h|s,a)) of eq. 6 and 12-14 from log w (B,) and log P(h|s_i,a_i) (B, O).
+
+    eq. 12: log pbar_k = logsumexp_i(log w_i + log P_ik); eq. 13: H(h) = -sum_k pbar_k log pbar_k;
+    eq. 14: H(h|s,a) = -sum_i w_i sum_k P_ik log P_ik; eq. 6: I = c_marg H(h) - H(h|s,a).
+    Log space throughout, so an empty component (pbar_k = 0) gives 0, not 0 * -inf.
+    """
+    log_pbar = jax.nn.logsumexp(log_w[:, None] + log_p, axis=0)  # eq. 12
+    h_marg = -jnp.sum(jnp.exp(log_pbar) * log_pbar)  # eq. 13
+    h_cond = -jnp.sum(jnp.exp(log_w) * jnp.sum(jnp.exp(log_p) * log_p, axis=-1))  # eq. 14
+    return c_marg * h_marg - h_cond, h_marg, h_cond  # eq. 6
+
+
+def perturbation_kl(logits: jax.Array, logits_perturbed: jax.Array) -> jax.Array:
+    """KL(P(.|x) || P(.|x~)) per row (the regulariser l(eta) of eq. 5), from logits (..., O)."""
+    log_p = jax.nn.log_softmax(logits, axis=-1)
+    log_q = jax.nn.log_softmax(logits_perturbed, axis=-1)
+    return jnp.sum(jnp.exp(log_p) * (log_p - log_q), axis=-1)
+
+
+def mixture_log_density(
+    action: jax.Array, log_rho: jax.Array, means: jax.Array, log_stds: jax.Array
+) -> jax.Array:
+    """log mu(a|s) = log sum_g rho_g pi_g(a|s) (eq. 15 with eq. 28) by log-sum-exp.
+
+    action: (B, d); log_rho: (B, O); means, log_stds: (O, B, d), the components' pre-tanh
+    Gaussians as `StackedGaussianPolicy` returns them.
+    """
+    return mixture_log_prob(
+        action, log_rho, jnp.swapaxes(means, 0, 1), jnp.swapaxes(log_stds, 0, 1)
+    )
+
+
+def squash(mean: jax.Array, log_std: jax.Array, eps: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """a = tanh(mean + std * eps) and log pi(a) (eq. 27-28): a reparameterised component sample."""
+    u = mean + jnp.exp(log_std) * eps
+    return jnp.tanh(u), gaussian_log_prob(u, mean, log_std) - log_det_tanh_jacobian(u)
+
+
+def uniform_log_density(act_dim: int) -> float:
+    """log of the uniform density on [-1, 1]^d: the behaviour density of warm-up actions."""
+    return -act_dim * math.log(2.0)
+
+
+def _select(pred: jax.Array, new: Any, old: Any) -> Any:
+    return jax.tree.map(lambda n, o: jnp.where(pred, n, o), new, old)
+
+
+# ---------------------------------------------------------------------------------------------
+# The algorithm, closed over its networks and config.
+# ---------------------------------------------------------------------------------------------
+
+
+class AWMP:
+    """SAC-AWMP's networks and pure functions for one (EnvSpec, AWMPConfig).
+
+    `agent` is what the training loop uses; the other attributes are the pieces it is made of,
+    public so tests and tools (e.g. a future `awmp inspect`) can call them on a state.
+    """
+
+    def __init__(self, spec: EnvSpec, cfg: AWMPConfig) -> None:
+        self.spec, self.cfg = spec, cfg
+        o = cfg.num_components
+        self.policy_net = StackedGaussianPolicy(tuple(cfg.policy_hidden), spec.act_dim, o)
+        self.critic_net = TwinCritic(tuple(cfg.hidden))
+        self.value_net = ValueNet(tuple(cfg.hidden))
+        recon_dim = spec.obs_dim + spec.act_dim if cfg.recon_coef > 0 else 0
+        self.prior_net = PriorNet(tuple(cfg.prior_hidden), o, recon_dim)
+        self.opt = optax.adam(cfg.lr)
+
+    # -- state ------------------------------------------------------------------------------
+
+    def init(self, key: jax.Array) -> AWMPState:
+        k_pi, k_q, k_v, k_p, key = jax.random.split(key, 5)
+        obs = jnp.zeros((1, self.spec.obs_dim))
+        act = jnp.zeros((1, self.spec.act_dim))
+        policy = self.policy_net.init(k_pi, obs)
+        critic = self.critic_net.init(k_q, obs, act)
+        value = self.value_net.init(k_v, obs)
+        prior = self.prior_net.init(k_p, obs, act)
+        return AWMPState(
+            policy=policy,
+            critic=critic,
+            target_critic=critic,
+            value=value,
+            target_value=value,
+            prior=prior,
+            policy_opt=self.opt.init(policy),
+            critic_opt=self.opt.init(critic),
+            value_opt=self.opt.init(value),
+            prior_opt=self.opt.init(prior),
+            key=key,
+            step=jnp.zeros((), jnp.int32),
+            prior_step=jnp.zeros((), jnp.int32),
+        )
+
+    @staticmethod
+    def nets(state: AWMPState) -> dict[str, Any]:
+        """The parameters of every network, by name (NET_NAMES)."""
+        return {name: getattr(state, name) for name in NET_NAMES}
+
+    # -- acting -----------------------------------------------------------------------------
+
+    def sample_noise(self, key: jax.Array, batch_size: int) -> dict[str, jax.Array]:
+        """The randomness of one act/update: eps (O, B, d) for the components (eq. 27) and
+        Gumbel noise (B, O) that draws g ~ rho by the Gumbel-max trick."""
+        k_eps, k_g = jax.random.split(key)
+        o, d = self.cfg.num_components, self.spec.act_dim
+        return {
+            "eps": jax.random.normal(k_eps, (o, batch_size, d)),
+            "gumbel": jax.random.gumbel(k_g, (batch_size, o)),
+        }
+
+    def gating(self, params: dict, obs: jax.Array, a: jax.Array, logp: jax.Array) -> jax.Array:
+        """log rho(.|s) (B, O) from the target critic Qbar_1 at one action per component.
+
+        obs (B, s); a (O, B, d); logp (O, B). Eq. 16-17; no gradient reaches any parameter.
+        """
+        obs_o = jnp.broadcast_to(obs, (a.shape[0], *obs.shape))
+        q_bar1 = self.critic_net.apply(sg(params["target_critic"]), obs_o, sg(a))[0]  # (O, B)
+        return gating_log_weights(
+            q_bar1.T, sg(logp).T, self.cfg.alpha_pi, self.cfg.gating_temperature
+        )
+
+    def executed_action(self, a: jax.Array, log_rho: jax.Array, gumbel: jax.Array) -> jax.Array:
+        """The mixture's action (B, d): a_g with g ~ rho (`mixture`) or sum_g rho_g a_g."""
+        if self.cfg.acting == "mixture":  # Algorithm 1 line 5, eq. 15
+            g = jnp.argmax(log_rho + gumbel, axis=-1)  # (B,): Gumbel-max draw of g ~ rho
+            return jnp.take_along_axis(jnp.swapaxes(a, 0, 1), g[:, None, None], axis=1)[:, 0]
+        return jnp.einsum("bo,obd->bd", jnp.exp(log_rho), a)  # eq. 25 with rho (weighted)
+
+    def act(self, state: AWMPState, obs: jax.Array) -> tuple[AWMPState, jax.Array, dict]:
+        """Stochastic action for obs (B, s) and its behaviour log-density log mu(a|s) (B,)."""
+        key, sub = jax.random.split(state.key)
+        noise = self.sample_noise(sub, obs.shape[0])
+        mean, log_std = self.policy_net.apply(state.policy, obs)  # (O, B, d)
+        a, logp = squash(mean, log_std, noise["eps"])
+        log_rho = self.gating(self.nets(state), obs, a, logp)
+        action = self.executed_action(a, log_rho, noise["gumbel"])
+        # Exact for `mixture`; for `weighted` the density of a weighted sum is intractable and
+        # the same mixture formula is stored at the executed action (docs/ALGORITHM.md).
+        log_mu = mixture_log_density(action, log_rho, mean, log_std)
+        return state.replace(key=key), action, {"log_mu": log_mu}
+
+    def weights(
+        self, state: AWMPState, obs: jax.Array, action: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array]:
+        """(rho, h), each (B, O), for `awmp inspect`-style tools.
+
+        rho is the deterministic gating at the component means (as in evaluation); h is the
+        prior's P(.|s, a) at `action`, by default the deterministic (evaluation) action.
+        """
+        mean, log_std = self.policy_net.apply(state.policy, obs)
+        a = jnp.tanh(mean)
+        # log pi_g at its own mean, exactly: u = mean, so the Gaussian term is at its peak.
+        logp = gaussian_log_prob(mean, mean, log_std) - log_det_tanh_jacobian(mean)
+        rho = jnp.exp(self.gating(self.nets(state), obs, a, logp))
+        if action is None:
+            action = jnp.einsum("bo,obd->bd", rho, a)
+        logits, _ = self.prior_net.apply(state.prior, obs, action)
+        return rho, prior_weights(logits)
+
+    def act_deterministic(self, state: AWMPState, obs: jax.Array) -> jax.Array:
+        """sum_g rho_g tanh(mu_g), with rho at the component means (ALGORITHM.md, Acting 4)."""
+        mean, log_std = self.policy_net.apply(state.policy, obs)
+        a = jnp.tanh(mean)
+        logp = gaussian_log_prob(mean, mean, log_std) - log_det_tanh_jacobian(mean)
+        rho = jnp.exp(self.gating(self.nets(state), obs, a, logp))
+        return jnp.einsum("bo,obd->bd", rho, a)
+
+    # -- one gradient step ------------------------------------------------------------------
+
+    def losses(self, params: dict, batch: dict, noise: dict) -> dict[str, jax.Array]:
+        """Q (eq. 22-23), V (eq. 20-21) and policy (eq. 24-27) losses plus diagnostics.
+
+        params: `nets(state)`; batch: obs, action, reward, next_obs, terminated (B leading);
+        noise: `sample_noise(key, B)`. Each loss reaches only its own network's parameters.
+        """
+        cfg = self.cfg
+        obs = batch["obs"]
+        o = cfg.num_components
+
+        # eq. 23: Qhat = r + gamma (1 - terminated) Vbar(s'); bootstrap through truncation.
+        v_next = self.value_net.apply(sg(params["target_value"]), batch["next_obs"])
+        q_hat = sg(batch["reward"] + cfg.gamma * (1.0 - batch["terminated"]) * v_next)
+        q = self.critic_net.apply(params["critic"], obs, batch["action"])  # (2, B)
+        q_loss = 0.5 * jnp.sum(jnp.mean((q - q_hat) ** 2, axis=1))  # eq. 22, summed over j
+
+        # One reparameterised sample per component (eq. 27-28), shared by V target and policy.
+        mean, log_std = self.policy_net.apply(params["policy"], obs)  # (O, B, d)
+        a, logp = squash(mean, log_std, noise["eps"])  # (O, B, d), (O, B)
+        obs_o = jnp.broadcast_to(obs, (o, *obs.shape))
+        # min_j Q_j(s, a_g): Q's parameters are frozen here, the gradient flows through a_g only.
+        q_pi = jnp.min(self.critic_net.apply(sg(params["critic"]), obs_o, a), axis=0)  # (O, B)
+
+        log_rho = self.gating(params, obs, a, logp)  # eq. 16-17, (B, O)
+        if cfg.prior_action == "policy":  # Algorithm 1 l.15-16: h = P(.|s, a~), a~ ~ pi(.|s)
+            a_prior = self.executed_action(sg(a), log_rho, noise["gumbel"])
+        else:  # the reference code: h = P(.|s, a) at the stored action
+            a_prior = batch["action"]
+        logits, _ = self.prior_net.apply(sg(params["prior"]), obs, a_prior)
+        log_h = sg(jax.nn.log_softmax(logits, axis=-1))  # (B, O), held fixed
+        h = jnp.exp(log_h)
+
+        # eq. 21: Vhat = sum_g u_g [min_j Q_j(s,a_g) - alpha_pi log pi_g] - alpha_g sum u log u.
+        log_u = log_rho if cfg.value_weights == "gating" else log_h
+        u = jnp.exp(log_u)
+        soft_q = sg(q_pi - cfg.alpha_pi * logp).T  # (B, O)
+        v_hat = sg(jnp.sum(u * soft_q, axis=-1) - cfg.alpha_g * jnp.sum(u * log_u, axis=-1))
+        v = self.value_net.apply(params["value"], obs)
+        v_loss = 0.5 * jnp.mean((v - v_hat) ** 2)  # eq. 20
+
+        # eq. 24-27 per component: sum_g h_g (alpha_pi log pi_g - min_j Q_j) + alpha_g h log h.
+        per_comp = (cfg.alpha_pi * logp - q_pi).T  # (B, O)
+        pi_loss = jnp.mean(
+            jnp.sum(h * per_comp, axis=-1) + cfg.alpha_g * jnp.sum(h * log_h, axis=-1)
+        )
+
+        out = {
+            "q_loss": q_loss,
+            "v_loss": v_loss,
+            "pi_loss": pi_loss,
+            "q_mean": jnp.mean(q),
+            "v_mean": jnp.mean(v),
+        }
+        rho_mean, h_mean, ent = jnp.mean(jnp.exp(log_rho), 0), jnp.mean(h, 0), -jnp.mean(logp, 1)
+        for g in range(o):
+            out[f"rho_{g}"] = rho_mean[g]
+            out[f"h_{g}"] = h_mean[g]
+            out[f"entropy_{g}"] = ent[g]
+        return out
+
+    def update(self, state: AWMPState, batch: dict) -> tuple[AWMPState, dict]:
+        """One gradient step (Algorithm 1 lines 14-22): V, Q, policy, then the targets."""
+        cfg = self.cfg
+        key, sub = jax.random.split(state.key)
+        noise = self.sample_noise(sub, batch["obs"].shape[0])
+        trained = ("policy", "critic", "value")
+
+        def total(p: dict):
+            out = self.losses({**self.nets(state), **p}, batch, noise)
+            return out["q_loss"] + out["v_loss"] + out["pi_loss"], out
+
+        params = {name: getattr(state, name) for name in trained}
+        grads, metrics = jax.grad(total, has_aux=True)(params)
+        step_q, critic_opt = self.opt.update(grads["critic"], state.critic_opt)
+        critic = optax.apply_updates(state.critic, step_q)
+        step_v, value_opt = self.opt.update(grads["value"], state.value_opt)
+        value = optax.apply_updates(state.value, step_v)
+        step_pi, policy_opt = self.opt.update(grads["policy"], state.policy_opt)
+        policy = optax.apply_updates(state.policy, step_pi)
+
+        # Policy and targets every `policy_delay` gradient steps (reference code: 2).
+        do = state.step % cfg.policy_delay == 0
+        policy, policy_opt = _select(do, (policy, policy_opt), (state.policy, state.policy_opt))
+        target_value = _select(do, polyak(state.target_value, value, cfg.tau_v), state.target_value)
+        target_critic = _select(
+            do, polyak(state.target_critic, critic, cfg.tau_q), state.target_critic
+        )
+        new = state.replace(
+            policy=policy,
+            critic=critic,
+            target_critic=target_critic,
+            value=value,
+            target_value=target_value,
+            policy_opt=policy_opt,
+            critic_opt=critic_opt,
+            value_opt=value_opt,
+            key=key,
+            step=state.step + 1,
+        )
+        return new, metrics
+
+    # -- the prior network ------------------------------------------------------------------
+
+    def prior_objective(
+        self, params: dict, batch: dict, eps: jax.Array
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """J_eta (eq. 5) on one B_on batch (obs, action, log_mu) and its diagnostics.
+
+        eps: (B, s + d) standard normals of the perturbation x~ = x + sigma |x| eps.
+        Only the prior's parameters receive a gradient.
+        """
+        cfg = self.cfg
+        obs, action = batch["obs"], batch["action"]
+        # eq. 19 with the target nets: A(s,a) = min_j Qbar_j(s,a) - Vbar(s).
+        q_bar = jnp.min(self.critic_net.apply(sg(params["target_critic"]), obs, action), axis=0)
+        adv = sg(q_bar - self.value_net.apply(sg(params["target_value"]), obs))
+        log_w = log_importance_weights(adv, batch["log_mu"])  # eq. 10-11
+        logits, recon = self.prior_net.apply(params["prior"], obs, action)
+        log_p = jax.nn.log_softmax(logits, axis=-1)
+        mi, h_marg, h_cond = mutual_information(log_w, log_p, cfg.c_marg)  # eq. 6, 12-14
+
+        # l(eta): KL(P(.|x) || P(.|x~)) with the clean prediction as the fixed target (as in
+        # virtual adversarial training), so the term smooths P rather than flattening it.
+        x = jnp.concatenate([obs, action], axis=-1)
+        x_t = x + cfg.sigma * jnp.abs(x) * eps
+        logits_t, _ = self.prior_net.apply(
+            params["prior"], x_t[:, : obs.shape[-1]], x_t[:, obs.shape[-1] :]
+        )
+        reg = jnp.mean(perturbation_kl(sg(logits), logits_t))
+        loss = reg - cfg.zeta * mi  # eq. 5
+        out = {
+            "prior_mi": mi,
+            "prior_h": h_marg,
+            "prior_h_cond": h_cond,
+            "prior_ess": effective_sample_size(jnp.exp(log_w)),
+            "prior_reg": reg,
+        }
+        if recon is not None:  # the reference code's decoder term (L1), weight recon_coef
+            out["prior_recon"] = jnp.mean(jnp.abs(recon - x))
+            loss = loss + cfg.recon_coef * out["prior_recon"]
+        out["prior_loss"] = loss
+        return loss, out
+
+    def prior_burst(self, state: AWMPState, data: dict) -> tuple[AWMPState, dict]:
+        """One burst of prior updates: `lax.scan` over data's leading axis (K steps).
+
+        data: obs (K, B, s), action (K, B, d), log_mu (K, B). Returns the new state and the
+        diagnostics' burst mean (`prior_mi`, ...) plus `prior_mi_last`, `prior_ess_last` and
+        `prior_ess_min`.
+        """
+        key, sub = jax.random.split(state.key)
+        k, b = data["obs"].shape[:2]
+        eps = jax.random.normal(sub, (k, b, self.spec.obs_dim + self.spec.act_dim))
+        frozen = self.nets(state)
+
+        def step(carry, xs):
+            prior, opt_state = carry
+            batch, e = xs
+            grad, out = jax.grad(
+                lambda p: self.prior_objective({**frozen, "prior": p}, batch, e), has_aux=True
+            )(prior)
+            upd, opt_state = self.opt.update(grad, opt_state)
+            return (optax.apply_updates(prior, upd), opt_state), out
+
+        (prior, prior_opt), trace = jax.lax.scan(step, (state.prior, state.prior_opt), (data, eps))
+        metrics = {name: jnp.mean(v) for name, v in trace.items()}
+        metrics["prior_mi_last"] = trace["prior_mi"][-1]
+        metrics["prior_ess_last"] = trace["prior_ess"][-1]
+        metrics["prior_ess_min"] = jnp.min(trace["prior_ess"])
+        new = state.replace(
+            prior=prior, prior_opt=prior_opt, key=key, prior_step=state.prior_step + k
+        )
+        return new, metrics
+
+    def hook_metric_names(self) -> tuple[str, ...]:
+        names = ["prior_mi", "prior_mi_last", "prior_h", "prior_h_cond", "prior_ess"]
+        names += ["prior_ess_last", "prior_ess_min", "prior_reg", "prior_loss"]
+        if self.cfg.recon_coef > 0:
+            names.append("prior_recon")
+        return tuple(names)
+
+    def make_hook(self):
+        """The loop's per-step hook: a prior burst every `prior_interval` environment steps.
+
+        Bursts are skipped until the first gradient step has been taken (i.e. during random
+        warm-up): before that Qbar and Vbar are their random initialisation, so the advantages
+        of eq. 19 that weight eq. 10-11 would be noise. The recent window may still contain
+        warm-up transitions, with their uniform log mu.
+        """
+        cfg = self.cfg
+        burst = jax.jit(self.prior_burst)
+
+        def hook(
+            state: AWMPState, env_step: int, buffer: ReplayBuffer, rng: np.random.Generator
+        ) -> tuple[AWMPState, dict | None]:
+            if cfg.prior_steps == 0 or env_step % cfg.prior_interval != 0 or len(buffer) == 0:
+                return state, None
+            if int(state.step) == 0:  # still in warm-up: no gradient step yet
+                return state, None
+            # All prior_steps x B_on indices at once from the most recent M transitions.
+            idx = buffer.recent_indices(
+                rng, (cfg.prior_steps, cfg.prior_batch_size), cfg.prior_interval
+            )
+            data = {name: buffer.data[name][idx] for name in ("obs", "action", "log_mu")}
+            state, metrics = burst(state, data)
+            return state, {k: float(v) for k, v in jax.device_get(metrics).items()}
+
+        return hook
+
+    @property
+    def agent(self) -> Agent:
+        log_mu_warmup = np.float32(uniform_log_density(self.spec.act_dim))
+        return Agent(
+            name="sac-awmp",
+            init=self.init,
+            act=self.act,
+            act_deterministic=self.act_deterministic,
+            update=self.update,
+            extra_fields={"log_mu": ()},
+            warmup_extras=lambda action: {"log_mu": log_mu_warmup},
+            hook=self.make_hook(),
+            hook_metric_names=self.hook_metric_names(),
+        )
+
+
+def build(spec: EnvSpec, cfg: AWMPConfig) -> AWMP:
+    """SAC-AWMP's networks and pure functions (the Agent is `build(...).agent`)."""
+    return AWMP(spec, cfg)
+
+
+def make_agent(spec: EnvSpec, cfg: AWMPConfig) -> Agent:
+    """The SAC-AWMP Agent for the training loop (awmp.algos interface)."""
+    return build(spec, cfg).agent

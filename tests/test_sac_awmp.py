@@ -1,0 +1,647 @@
+"""SAC-AWMP against independent references: numerical integration, Monte-Carlo and hand-written
+formulas in float64 NumPy, on fresh random inputs."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import small_config
+
+from awmp.algos import sac_awmp
+from awmp.buffer import ReplayBuffer
+from awmp.config import AWMPConfig, preset
+from awmp.envs import EnvSpec
+from awmp.train import train
+
+# ---------------------------------------------------------------------------------------------
+# Independent float64 references
+# ---------------------------------------------------------------------------------------------
+
+
+def np_tanh_gauss_density(a, mean, std):
+    """pi(a) of a = tanh(u), u ~ N(mean, std^2), per dimension, multiplied over the last axis."""
+    u = np.arctanh(a)
+    n = np.exp(-0.5 * ((u - mean) / std) ** 2) / (std * np.sqrt(2 * np.pi))
+    return np.prod(n / (1.0 - a**2), axis=-1)
+
+
+def np_mlp(layers, x):
+    """Dense-ReLU-...-Dense from a flax MLP's {'Dense_i': {'kernel', 'bias'}} dict."""
+    names = sorted(layers, key=lambda n: int(n.split("_")[1]))
+    for i, name in enumerate(names):
+        x = x @ np.asarray(layers[name]["kernel"], np.float64) + np.asarray(
+            layers[name]["bias"], np.float64
+        )
+        if i < len(names) - 1:
+            x = np.maximum(x, 0.0)
+    return x
+
+
+def _index(tree, i):
+    return jax.tree.map(lambda x: x[i], tree)
+
+
+def _small_awmp(o, spec, **kw):
+    kw = {"hidden": (32, 32), "policy_hidden": (32, 32), "prior_hidden": (32, 32), **kw}
+    return sac_awmp.build(spec, AWMPConfig(num_components=o, **kw))
+
+
+def _random_batch(rng, spec, b):
+    return {
+        "obs": jnp.asarray(rng.normal(size=(b, spec.obs_dim)), jnp.float32),
+        "action": jnp.asarray(rng.uniform(-0.99, 0.99, (b, spec.act_dim)), jnp.float32),
+        "reward": jnp.asarray(rng.normal(size=b), jnp.float32),
+        "next_obs": jnp.asarray(rng.normal(size=(b, spec.obs_dim)), jnp.float32),
+        "terminated": jnp.asarray(rng.uniform(size=b) < 0.3, jnp.float32),
+        "log_mu": jnp.asarray(rng.normal(size=b), jnp.float32),
+    }
+
+
+def _distinct_targets(m, seed):
+    """A state whose target nets differ from the online ones, so swapping them would show."""
+    state = m.init(jax.random.PRNGKey(seed))
+    other = m.init(jax.random.PRNGKey(seed + 1000))
+    return state.replace(target_critic=other.critic, target_value=other.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Mixture log-density
+# ---------------------------------------------------------------------------------------------
+
+
+def _random_mixture(rng, o, d):
+    means = rng.normal(0.0, 1.0, (o, 1, d))
+    log_stds = rng.uniform(-1.0, 0.3, (o, 1, d))
+    rho = rng.dirichlet(np.ones(o))
+    return means, log_stds, rho
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_mixture_log_density_integrates_to_one_and_matches_monte_carlo(seed):
+    rng = np.random.default_rng(seed)
+    o = 3
+    means, log_stds, rho = _random_mixture(rng, o, 1)
+    with jax.enable_x64(True):
+        grid = np.linspace(-1 + 1e-9, 1 - 1e-9, 200_001)[:, None]
+        b = grid.shape[0]
+        logd = sac_awmp.mixture_log_density(
+            jnp.asarray(grid),
+            jnp.log(jnp.asarray(np.tile(rho, (b, 1)))),
+            jnp.asarray(np.broadcast_to(means, (o, b, 1))),
+            jnp.asarray(np.broadcast_to(log_stds, (o, b, 1))),
+        )
+        dens = np.exp(np.asarray(logd, np.float64))
+    # Numerical integration: a density on (-1, 1).
+    assert abs(np.trapezoid(dens, grid[:, 0]) - 1.0) < 1e-4
+    # Monte-Carlo in float64: sample g ~ rho, u ~ N, a = tanh(u); interval probabilities.
+    n = 400_000
+    g = rng.choice(o, size=n, p=rho)
+    a = np.tanh(means[g, 0, 0] + np.exp(log_stds[g, 0, 0]) * rng.normal(size=n))
+    cdf = np.concatenate([[0.0], np.cumsum((dens[1:] + dens[:-1]) / 2 * np.diff(grid[:, 0]))])
+    for lo, hi in [(-1.0, -0.5), (-0.5, 0.0), (0.0, 0.3), (0.3, 0.9), (0.9, 1.0)]:
+        p_int = np.interp(hi, grid[:, 0], cdf) - np.interp(lo, grid[:, 0], cdf)
+        p_mc = np.mean((a >= lo) & (a < hi))
+        se = math.sqrt(max(p_int * (1 - p_int), 1e-12) / n)
+        assert abs(p_mc - p_int) < 5 * se + 1e-6, (lo, hi, p_mc, p_int)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mixture_log_density_matches_handwritten_formula_in_2d(seed):
+    rng = np.random.default_rng(seed)
+    o, d, b = 4, 2, 64
+    means = rng.normal(0.0, 1.0, (o, b, d))
+    log_stds = rng.uniform(-1.5, 0.5, (o, b, d))
+    rho = rng.dirichlet(np.ones(o), size=b)
+    a = rng.uniform(-0.999, 0.999, (b, d))
+    ref = np.log(
+        sum(rho[:, g] * np_tanh_gauss_density(a, means[g], np.exp(log_stds[g])) for g in range(o))
+    )
+    with jax.enable_x64(True):
+        got = sac_awmp.mixture_log_density(
+            jnp.asarray(a), jnp.log(jnp.asarray(rho)), jnp.asarray(means), jnp.asarray(log_stds)
+        )
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-9, atol=1e-9)
+    # and it integrates to one over the square (midpoint rule, 2-D grid), for one state
+    n = 800
+    xs = np.linspace(-1, 1, n + 1)
+    mid = (xs[1:] + xs[:-1]) / 2
+    pts = np.stack(np.meshgrid(mid, mid, indexing="ij"), -1).reshape(-1, 2)
+    m = pts.shape[0]
+    with jax.enable_x64(True):
+        logd = sac_awmp.mixture_log_density(
+            jnp.asarray(pts),
+            jnp.log(jnp.asarray(np.tile(rho[0], (m, 1)))),
+            jnp.asarray(np.broadcast_to(means[:, :1], (o, m, d))),
+            jnp.asarray(np.broadcast_to(log_stds[:, :1], (o, m, d))),
+        )
+    total = np.sum(np.exp(np.asarray(logd))) * (2.0 / n) ** 2
+    assert abs(total - 1.0) < 5e-3
+
+
+def test_act_stores_the_mixture_log_density_and_warmup_the_uniform_one():
+    spec = EnvSpec(3, 2)
+    m = _small_awmp(4, spec)
+    state = m.init(jax.random.PRNGKey(3))
+    obs = jnp.asarray(np.random.default_rng(3).normal(size=(16, 3)), jnp.float32)
+    state2, action, extras = m.act(state, obs)
+    assert action.shape == (16, 2) and extras["log_mu"].shape == (16,)
+    assert np.all(np.abs(np.asarray(action)) <= 1.0)
+    # reference: rho from the state's own networks (via the public gating), densities in NumPy
+    mean, log_std = m.policy_net.apply(state.policy, obs)
+    key, sub = jax.random.split(state.key)
+    noise = m.sample_noise(sub, 16)
+    a, logp = sac_awmp.squash(mean, log_std, noise["eps"])
+    rho = np.exp(np.asarray(m.gating(m.nets(state), obs, a, logp), np.float64))
+    mean, std = np.asarray(mean, np.float64), np.exp(np.asarray(log_std, np.float64))
+    act = np.asarray(action, np.float64)
+    dens = sum(rho[:, g] * np_tanh_gauss_density(act, mean[g], std[g]) for g in range(4))
+    np.testing.assert_allclose(np.asarray(extras["log_mu"]), np.log(dens), rtol=1e-4, atol=1e-4)
+    # mixture acting executes one component's own sample
+    dist = np.min(np.abs(np.asarray(a) - act[None]).max(-1), axis=0)
+    assert np.all(dist < 1e-6)
+    assert not np.array_equal(np.asarray(state2.key), np.asarray(state.key))
+    warm = m.agent.warmup_extras(np.zeros(2, np.float32))["log_mu"]
+    assert warm == pytest.approx(-2 * math.log(2.0))
+
+
+def test_weighted_acting_executes_the_rho_weighted_sum():
+    spec = EnvSpec(3, 2)
+    m = _small_awmp(4, spec, acting="weighted")
+    state = m.init(jax.random.PRNGKey(4))
+    obs = jnp.asarray(np.random.default_rng(4).normal(size=(8, 3)), jnp.float32)
+    _, action, _ = m.act(state, obs)
+    _, sub = jax.random.split(state.key)
+    noise = m.sample_noise(sub, 8)
+    mean, log_std = m.policy_net.apply(state.policy, obs)
+    a, logp = sac_awmp.squash(mean, log_std, noise["eps"])
+    rho = np.exp(np.asarray(m.gating(m.nets(state), obs, a, logp)))
+    ref = np.einsum("bo,obd->bd", rho, np.asarray(a))
+    np.testing.assert_allclose(np.asarray(action), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_deterministic_action_is_rho_weighted_tanh_of_means():
+    spec = EnvSpec(3, 2)
+    m = _small_awmp(3, spec)
+    state = _distinct_targets(m, 5)
+    obs = np.random.default_rng(5).normal(size=(6, 3)).astype(np.float32)
+    got = np.asarray(m.act_deterministic(state, jnp.asarray(obs)), np.float64)
+    heads = state.policy["params"]["Vmap_GaussianHead_0"]["MLP_0"]
+    critic = state.target_critic["params"]["Vmap_QNet_0"]["MLP_0"]
+    qg = []
+    a_all = []
+    for g in range(3):
+        out = np_mlp(_index(heads, g), obs.astype(np.float64))
+        mean, log_std = out[:, :2], np.clip(out[:, 2:], -20, 2)
+        a = np.tanh(mean)
+        logp = np.log(np_tanh_gauss_density(a, mean, np.exp(log_std)))
+        q1 = np_mlp(_index(critic, 0), np.concatenate([obs, a], -1))[:, 0]
+        qg.append(q1 - 0.2 * logp)
+        a_all.append(a)
+    qg = np.stack(qg, -1)
+    rho = np.exp(qg - qg.max(-1, keepdims=True))
+    rho /= rho.sum(-1, keepdims=True)
+    ref = np.einsum("bo,obd->bd", rho, np.stack(a_all))
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Probability vectors and importance weights
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e4, 1e30])
+def test_gating_weights_are_probability_vectors_even_for_extreme_q(scale):
+    rng = np.random.default_rng(int(math.log10(scale)))
+    q = jnp.asarray(rng.normal(size=(256, 8)) * scale, jnp.float32)
+    logp = jnp.asarray(rng.normal(size=(256, 8)) * 100, jnp.float32)
+    for t in (0.1, 1.0, 10.0):
+        rho = np.asarray(sac_awmp.gating_weights(q, logp, 0.2, t))
+        assert np.all(np.isfinite(rho)) and np.all(rho >= 0)
+        np.testing.assert_allclose(rho.sum(-1), 1.0, atol=1e-5)
+    # moderate values against the hand formula exp(x) / sum exp(x) in float64
+    q, logp = rng.normal(size=(32, 4)), rng.normal(size=(32, 4))
+    x = (q - 0.2 * logp) / 2.0
+    ref = np.exp(x) / np.exp(x).sum(-1, keepdims=True)
+    got = sac_awmp.gating_weights(jnp.asarray(q), jnp.asarray(logp), 0.2, 2.0)
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("obs_scale", [1.0, 1e3])
+def test_rho_and_h_of_the_networks_are_probability_vectors(obs_scale):
+    spec = EnvSpec(5, 3)
+    m = _small_awmp(4, spec)
+    state = m.init(jax.random.PRNGKey(7))
+    rng = np.random.default_rng(7)
+    obs = jnp.asarray(rng.normal(size=(128, 5)) * obs_scale, jnp.float32)
+    rho, h = m.weights(state, obs)
+    _, h_buf = m.weights(state, obs, jnp.asarray(rng.uniform(-1, 1, (128, 3)), jnp.float32))
+    # Extreme Q: scale the target critic's output layer so Qbar is ~1e6 times larger.
+    big = jax.tree.map(lambda x: x, state.target_critic)
+    last = big["params"]["Vmap_QNet_0"]["MLP_0"]["Dense_2"]
+    last["kernel"] = last["kernel"] * 1e6
+    rho_big, _ = m.weights(state.replace(target_critic=big), obs)
+    for p in (rho, h, h_buf, rho_big):
+        p = np.asarray(p)
+        assert p.shape == (128, 4) and np.all(np.isfinite(p)) and np.all(p >= 0)
+        np.testing.assert_allclose(p.sum(-1), 1.0, atol=1e-5)
+
+
+def test_importance_weights_are_finite_and_normalised_for_extreme_inputs():
+    rng = np.random.default_rng(11)
+    for _ in range(5):
+        adv = jnp.asarray(rng.choice([-1e4, 1e4], 50) * rng.uniform(0.5, 1, 50), jnp.float32)
+        log_mu = jnp.asarray(rng.choice([-1e3, 1e3], 50) * rng.uniform(0.5, 1, 50), jnp.float32)
+        w = np.asarray(sac_awmp.importance_weights(adv, log_mu))
+        assert np.all(np.isfinite(w)) and np.all(w >= 0)
+        assert w.sum() == pytest.approx(1.0, abs=1e-5)
+        ess = float(sac_awmp.effective_sample_size(jnp.asarray(w)))
+        assert 1.0 - 1e-4 <= ess <= 50 + 1e-3
+    # moderate values: eq. 11 literally, exp(A) / mu normalised, in float64
+    adv, log_mu = rng.normal(size=40), rng.normal(size=40)
+    ref = np.exp(adv) / np.exp(log_mu)
+    ref /= ref.sum()
+    got = sac_awmp.importance_weights(jnp.asarray(adv), jnp.asarray(log_mu))
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-5)
+    assert float(sac_awmp.effective_sample_size(got)) == pytest.approx(1 / np.sum(ref**2), 1e-4)
+
+
+def test_mutual_information_matches_brute_force():
+    rng = np.random.default_rng(12)
+    b, o = 30, 5
+    w = rng.dirichlet(np.ones(b))
+    p = rng.dirichlet(np.ones(o) * 0.5, size=b)
+    pbar = (w[:, None] * p).sum(0)
+    h = -np.sum(pbar * np.log(pbar))
+    hc = -np.sum(w * np.sum(p * np.log(p), -1))
+    for c in (1.0, 4.0):
+        mi, hm, hcond = sac_awmp.mutual_information(jnp.log(w), jnp.log(p), c)
+        assert float(hm) == pytest.approx(h, rel=1e-5)
+        assert float(hcond) == pytest.approx(hc, rel=1e-5)
+        assert float(mi) == pytest.approx(c * h - hc, rel=1e-5, abs=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# O = 1 reduces to SAC-v1 with a value network (Haarnoja et al. 2018a)
+# ---------------------------------------------------------------------------------------------
+
+
+def _sac_v1_losses(state, batch, eps, alpha, gamma):
+    """SAC-v1 written out by hand: V, twin Q and policy losses with one tanh-Gaussian policy."""
+    f = {k: np.asarray(v, np.float64) for k, v in batch.items()}
+    s, a_buf = f["obs"], f["action"]
+    d = a_buf.shape[1]
+    head = _index(state.policy["params"]["Vmap_GaussianHead_0"]["MLP_0"], 0)
+    out = np_mlp(head, s)
+    mean, log_std = out[:, :d], np.clip(out[:, d:], -20.0, 2.0)
+    u = mean + np.exp(log_std) * np.asarray(eps, np.float64)[0]
+    a = np.tanh(u)
+    logp = np.sum(
+        -0.5 * ((u - mean) / np.exp(log_std)) ** 2 - log_std - 0.5 * np.log(2 * np.pi), -1
+    ) - np.sum(np.log(1 - np.tanh(u) ** 2), -1)
+
+    def q(params, x, act):
+        layers = params["params"]["Vmap_QNet_0"]["MLP_0"]
+        xa = np.concatenate([x, act], -1)
+        return np.stack([np_mlp(_index(layers, j), xa)[:, 0] for j in range(2)])
+
+    def v(params, x):
+        return np_mlp(params["params"]["MLP_0"], x)[:, 0]
+
+    min_q_pi = q(state.critic, s, a).min(0)
+    v_target = min_q_pi - alpha * logp  # Haarnoja et al. 2018a, eq. 5 (with the min of two Qs)
+    v_loss = 0.5 * np.mean((v(state.value, s) - v_target) ** 2)
+    q_hat = f["reward"] + gamma * (1 - f["terminated"]) * v(state.target_value, f["next_obs"])
+    q_loss = sum(0.5 * np.mean((qj - q_hat) ** 2) for qj in q(state.critic, s, a_buf))
+    pi_loss = np.mean(alpha * logp - min_q_pi)  # eq. 12 of 2018a, reparameterised
+    return {"q_loss": q_loss, "v_loss": v_loss, "pi_loss": pi_loss}
+
+
+@pytest.mark.parametrize(
+    "switches",
+    [
+        {},
+        {"value_weights": "prior", "prior_action": "buffer", "acting": "weighted"},
+        {"recon_coef": 1.0, "gating_temperature": 0.3, "alpha_g": 0.5},
+    ],
+)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_one_component_reduces_to_sac_v1(switches, seed):
+    spec = EnvSpec(4, 2)
+    alpha, gamma = 0.3, 0.97
+    m = _small_awmp(1, spec, alpha_pi=alpha, gamma=gamma, **switches)
+    state = _distinct_targets(m, seed)
+    rng = np.random.default_rng(seed)
+    batch = _random_batch(rng, spec, 64)
+    noise = m.sample_noise(jax.random.PRNGKey(seed + 7), 64)
+    got = m.losses(m.nets(state), batch, noise)
+    ref = _sac_v1_losses(state, batch, noise["eps"], alpha, gamma)
+    for k, v in ref.items():
+        assert float(got[k]) == pytest.approx(v, rel=2e-4, abs=1e-5), k
+    assert float(got["rho_0"]) == pytest.approx(1.0) and float(got["h_0"]) == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradient isolation
+# ---------------------------------------------------------------------------------------------
+
+
+def _grad_norms(grads):
+    return {k: float(optax_norm(v)) for k, v in grads.items()}
+
+
+def optax_norm(tree):
+    return jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree.leaves(tree)))
+
+
+@pytest.mark.parametrize(
+    "switches",
+    [{}, {"value_weights": "prior", "prior_action": "buffer", "recon_coef": 1.0}],
+)
+def test_each_loss_reaches_only_its_own_network(switches):
+    spec = EnvSpec(4, 2)
+    m = _small_awmp(3, spec, **switches)
+    state = _distinct_targets(m, 21)
+    rng = np.random.default_rng(21)
+    batch = _random_batch(rng, spec, 32)
+    noise = m.sample_noise(jax.random.PRNGKey(1), 32)
+    params = m.nets(state)
+    expected = {"q_loss": "critic", "v_loss": "value", "pi_loss": "policy"}
+    for loss, owner in expected.items():
+        norms = _grad_norms(jax.grad(lambda p, k=loss: m.losses(p, batch, noise)[k])(params))
+        assert norms[owner] > 0, (loss, norms)
+        assert all(n == 0 for k, n in norms.items() if k != owner), (loss, norms)
+    eps = jax.random.normal(jax.random.PRNGKey(2), (32, 6))
+    norms = _grad_norms(jax.grad(lambda p: m.prior_objective(p, batch, eps)[0])(params))
+    assert norms["prior"] > 0 and all(n == 0 for k, n in norms.items() if k != "prior"), norms
+
+
+def test_update_and_burst_change_only_their_own_networks():
+    spec = EnvSpec(4, 2)
+    m = _small_awmp(2, spec)
+    state = _distinct_targets(m, 22)
+    batch = _random_batch(np.random.default_rng(22), spec, 32)
+    new, metrics = jax.jit(m.update)(state, batch)
+
+    def same(a, b):
+        return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+    for name in ("policy", "critic", "value", "target_critic", "target_value"):
+        assert not same(getattr(new, name), getattr(state, name)), name
+    assert same(new.prior, state.prior) and same(new.prior_opt, state.prior_opt)
+    data = {
+        "obs": jnp.asarray(np.random.default_rng(1).normal(size=(5, 16, 4)), jnp.float32),
+        "action": jnp.zeros((5, 16, 2)),
+        "log_mu": jnp.zeros((5, 16)),
+    }
+    after, _ = jax.jit(m.prior_burst)(new, data)
+    assert not same(after.prior, new.prior)
+    for name in ("policy", "critic", "value", "target_critic", "target_value", "policy_opt"):
+        assert same(getattr(after, name), getattr(new, name)), name
+    assert int(after.prior_step) == 5
+
+
+def test_policy_delay_holds_policy_and_targets_on_odd_steps():
+    spec = EnvSpec(4, 2)
+    m = _small_awmp(2, spec, policy_delay=2)
+    s0 = _distinct_targets(m, 23)
+    batch = _random_batch(np.random.default_rng(23), spec, 16)
+    upd = jax.jit(m.update)
+    s1, _ = upd(s0, batch)  # step 0: everything updates
+    s2, _ = upd(s1, batch)  # step 1: only Q and V
+    leaves = jax.tree.leaves
+    assert not all(np.array_equal(a, b) for a, b in zip(leaves(s1.policy), leaves(s0.policy)))
+    for name in ("policy", "target_critic", "target_value"):
+        pairs = zip(leaves(getattr(s2, name)), leaves(getattr(s1, name)))
+        assert all(np.array_equal(a, b) for a, b in pairs), name
+    assert not all(np.array_equal(a, b) for a, b in zip(leaves(s2.critic), leaves(s1.critic)))
+
+
+def test_target_critic_moves_with_its_own_tau():
+    spec = EnvSpec(4, 2)
+    m = _small_awmp(2, spec, tau_q=0.25, tau_v=0.5)
+    s0 = _distinct_targets(m, 24)
+    s1, _ = jax.jit(m.update)(s0, _random_batch(np.random.default_rng(24), spec, 16))
+    for tgt, online, tau in (("target_critic", "critic", 0.25), ("target_value", "value", 0.5)):
+        for t0, t1, o1 in zip(
+            jax.tree.leaves(getattr(s0, tgt)),
+            jax.tree.leaves(getattr(s1, tgt)),
+            jax.tree.leaves(getattr(s1, online)),
+        ):
+            np.testing.assert_allclose(t1, t0 + tau * (o1 - t0), rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# The MI sign (eq. 5): zeta > 0 maximises the MI, zeta < 0 (the reference code) minimises it
+# ---------------------------------------------------------------------------------------------
+
+
+def _clusters(rng, n):
+    """Two well separated (s, a) clusters, half the samples each."""
+    c = rng.integers(0, 2, n)
+    centre = np.where(c[:, None] == 0, -3.0, 3.0)
+    obs = centre + 0.3 * rng.normal(size=(n, 2))
+    action = np.clip(np.where(c[:, None] == 0, -0.5, 0.5) + 0.05 * rng.normal(size=(n, 1)), -1, 1)
+    return obs.astype(np.float32), action.astype(np.float32)
+
+
+def _eval_mi(m, state, rng):
+    obs, action = _clusters(rng, 4000)
+    logits, _ = m.prior_net.apply(state.prior, jnp.asarray(obs), jnp.asarray(action))
+    log_w = jnp.full((4000,), -math.log(4000.0))
+    return float(m_mi(log_w, jax.nn.log_softmax(logits)))
+
+
+def m_mi(log_w, log_p):
+    return sac_awmp.mutual_information(log_w, log_p, 1.0)[0]
+
+
+def test_mi_sign_zeta_positive_separates_clusters_and_negative_merges_them():
+    spec = EnvSpec(2, 1)
+    steps, b = 500, 50
+    up = _small_awmp(4, spec, zeta=0.1, sigma=0.04, c_marg=1.0, prior_hidden=(64, 64))
+    down = _small_awmp(4, spec, zeta=-0.1, sigma=0.04, c_marg=1.0, prior_hidden=(64, 64))
+    state = up.init(jax.random.PRNGKey(0))
+    # Equal advantages everywhere: zero target critic and target value, equal log mu.
+    zero = lambda t: jax.tree.map(jnp.zeros_like, t)  # noqa: E731
+    state = state.replace(target_critic=zero(state.target_critic), target_value=zero(state.value))
+    rng = np.random.default_rng(0)
+    obs, action = _clusters(rng, steps * b)
+    data = {
+        "obs": jnp.asarray(obs.reshape(steps, b, 2)),
+        "action": jnp.asarray(action.reshape(steps, b, 1)),
+        "log_mu": jnp.zeros((steps, b)),
+    }
+    mi0 = _eval_mi(up, state, rng)
+    state, metrics = jax.jit(up.prior_burst)(state, data)
+    mi_up = _eval_mi(up, state, rng)
+    assert mi_up >= 0.9 * math.log(2), (mi0, mi_up)
+    assert metrics["prior_ess"] == pytest.approx(b, rel=1e-4)  # equal weights: ESS = B_on
+    state, _ = jax.jit(down.prior_burst)(state, data)
+    mi_down = _eval_mi(down, state, rng)
+    assert mi_down <= 0.05 * math.log(2), (mi0, mi_up, mi_down)
+
+
+# ---------------------------------------------------------------------------------------------
+# The hook, presets and end-to-end runs through awmp.train
+# ---------------------------------------------------------------------------------------------
+
+
+def test_hook_runs_a_burst_only_every_interval_after_warmup():
+    spec = EnvSpec(3, 1)
+    m = _small_awmp(2, spec, prior_interval=50, prior_steps=7, prior_batch_size=10)
+    agent = m.agent
+    state = m.init(jax.random.PRNGKey(0))
+    buf = ReplayBuffer(200, 3, 1, agent.extra_fields)
+    rng = np.random.default_rng(0)
+    for _ in range(120):
+        buf.add(
+            obs=rng.normal(size=3),
+            action=rng.uniform(-1, 1, 1),
+            reward=0.0,
+            next_obs=rng.normal(size=3),
+            terminated=0.0,
+            log_mu=-math.log(2),
+        )
+    assert agent.hook(state, 100, buf, rng)[1] is None  # no gradient step yet: warm-up
+    state = state.replace(step=jnp.asarray(1, jnp.int32))
+    assert agent.hook(state, 101, buf, rng)[1] is None
+    new, metrics = agent.hook(state, 100, buf, rng)
+    assert set(metrics) == set(agent.hook_metric_names)
+    assert all(math.isfinite(v) for v in metrics.values())
+    assert int(new.prior_step) == 7
+    assert 1.0 <= metrics["prior_ess_min"] <= metrics["prior_ess"] <= 10.0 + 1e-4
+
+
+def test_presets_match_algorithm_md():
+    p = preset("paper").awmp
+    assert (p.num_components, p.hidden, p.policy_hidden, p.prior_hidden) == (
+        4,
+        (400, 400),
+        (400, 400),
+        (400, 300),
+    )
+    assert (p.batch_size, p.lr, p.gamma, p.tau_v, p.tau_q) == (100, 3e-4, 0.99, 0.005, 0.001)
+    assert (p.alpha_pi, p.alpha_g, p.gating_temperature) == (0.2, 0.001, 1.0)
+    assert (p.acting, p.value_weights, p.prior_action) == ("mixture", "gating", "policy")
+    assert (p.prior_interval, p.prior_steps, p.prior_batch_size) == (5000, 5000, 50)
+    assert (p.sigma, p.zeta, p.c_marg, p.recon_coef, p.policy_delay) == (0.04, 0.1, 1.0, 0.0, 1)
+    r = preset("reference-code").awmp
+    assert (r.acting, r.prior_action, r.value_weights) == ("weighted", "buffer", "prior")
+    assert (r.zeta, r.c_marg, r.sigma, r.recon_coef) == (-0.1, 4.0, 0.005, 1.0)
+    assert (r.policy_hidden, r.hidden, r.policy_delay, r.prior_steps) == (
+        (400, 300),
+        (400, 400),
+        2,
+        5000 * 4,
+    )
+    assert (r.tau_q, r.tau_v, r.lr, r.alpha_pi, r.alpha_g) == (0.001, 0.005, 3e-4, 0.2, 0.001)
+
+
+def _awmp_small_run(tmp_path, name, pre="paper", **awmp):
+    cfg = small_config("sac-awmp", run_dir=str(tmp_path / name))
+    if pre != "paper":
+        ref = preset(pre)
+        cfg.awmp, cfg.preset = ref.awmp, pre
+    for k, v in {
+        "hidden": (32, 32),
+        "policy_hidden": (32, 32),
+        "prior_hidden": (32, 32),
+        "batch_size": 16,
+        "prior_interval": 100,
+        "prior_steps": 20,
+        "prior_batch_size": 16,
+        **awmp,
+    }.items():
+        setattr(cfg.awmp, k, v)
+    run_dir, summary = train(cfg)
+    with open(run_dir / "train.csv") as f:
+        rows = list(csv.DictReader(f))
+    return cfg, summary, rows
+
+
+@pytest.mark.parametrize("o", [1, 2, 4, 8])
+def test_any_number_of_components_acts_updates_and_bursts(o):
+    spec = EnvSpec(3, 2)
+    m = _small_awmp(o, spec)
+    state = m.init(jax.random.PRNGKey(o))
+    rng = np.random.default_rng(o)
+    obs = jnp.asarray(rng.normal(size=(5, 3)), jnp.float32)
+    state, action, extras = jax.jit(m.act)(state, obs)
+    assert action.shape == (5, 2) and np.all(np.isfinite(np.asarray(extras["log_mu"])))
+    assert m.act_deterministic(state, obs).shape == (5, 2)
+    state, metrics = jax.jit(m.update)(state, _random_batch(rng, spec, 16))
+    names = {f"{k}_{g}" for k in ("rho", "h", "entropy") for g in range(o)}
+    assert set(metrics) == names | {"q_loss", "v_loss", "pi_loss", "q_mean", "v_mean"}
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+    assert sum(float(metrics[f"rho_{g}"]) for g in range(o)) == pytest.approx(1.0, abs=1e-5)
+    assert sum(float(metrics[f"h_{g}"]) for g in range(o)) == pytest.approx(1.0, abs=1e-5)
+    data = {
+        "obs": jnp.asarray(rng.normal(size=(4, 8, 3)), jnp.float32),
+        "action": jnp.asarray(rng.uniform(-1, 1, (4, 8, 2)), jnp.float32),
+        "log_mu": jnp.zeros((4, 8)),
+    }
+    _, burst = jax.jit(m.prior_burst)(state, data)
+    assert set(burst) == set(m.agent.hook_metric_names)
+    assert all(np.isfinite(float(v)) for v in burst.values())
+
+
+def _awmp_small_run(tmp_path, name, pre="paper", **awmp):
+    cfg = small_config("sac-awmp", run_dir=str(tmp_path / name))
+    if pre != "paper":
+        ref = preset(pre)
+        cfg.awmp, cfg.preset = ref.awmp, pre
+    small = {"hidden": (32, 32), "policy_hidden": (32, 32), "prior_hidden": (32, 32)}
+    small |= {"batch_size": 16, "prior_interval": 100, "prior_steps": 20, "prior_batch_size": 16}
+    for k, v in {**small, **awmp}.items():
+        setattr(cfg.awmp, k, v)
+    run_dir, summary = train(cfg)
+    with open(run_dir / "train.csv") as f:
+        rows = list(csv.DictReader(f))
+    return cfg, summary, rows
+
+
+@pytest.mark.parametrize("pre", ["paper", "reference-code"])
+def test_both_presets_train_a_few_hundred_steps_with_diagnostics(tmp_path, pre):
+    """Both presets' switches through awmp.train (small networks): train.csv has every column."""
+    cfg, summary, rows = _awmp_small_run(tmp_path, pre, pre)
+    assert summary["steps_done"] == 300 and math.isfinite(summary["final_eval_return"])
+    o = cfg.awmp.num_components
+    cols = rows[0].keys()
+    for g in range(o):
+        for k in (f"rho_{g}", f"h_{g}", f"entropy_{g}"):
+            assert k in cols
+    assert ("prior_recon" in cols) == (pre == "reference-code")
+    last = rows[-1]  # step 300: after the bursts at steps 200 and 300
+    for k in ("q_loss", "v_loss", "pi_loss", "q_mean", "v_mean", *cfg_hook_names(cfg)):
+        assert last[k] != "" and math.isfinite(float(last[k])), k
+    assert sum(float(last[f"rho_{g}"]) for g in range(o)) == pytest.approx(1.0, abs=1e-4)
+    assert sum(float(last[f"h_{g}"]) for g in range(o)) == pytest.approx(1.0, abs=1e-4)
+
+
+def cfg_hook_names(cfg):
+    from awmp.envs import make_env
+
+    _, spec = make_env(cfg.env)
+    return sac_awmp.make_agent(spec, cfg.awmp).hook_metric_names
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_learns_pendulum(tmp_path):
+    """Calibration (docs/ALGORITHM.md): the per-seed figures of this exact config are there."""
+    from awmp.demo import demo_config
+
+    cfg = demo_config(str(tmp_path / "run"))
+    cfg.progress = False
+    cfg.seed = 0
+    _, summary = train(cfg)
+    assert summary["final_eval_return"] >= -250, summary
