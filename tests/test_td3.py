@@ -3,6 +3,7 @@ determinism and a calibrated Pendulum learning threshold."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 
@@ -59,8 +60,13 @@ def test_td_target_matches_hand_formula(seed):
     actor_net, critic_net, actor, critic = _nets_and_params(seed)
     cfg = TD3Config(gamma=0.97, policy_noise=0.2, noise_clip=0.5)
     y, next_a = td3.td_target(
-        actor_net, critic_net, actor, critic, {k: jnp.asarray(v) for k, v in batch.items()},
-        jax.random.PRNGKey(seed + 10), cfg,
+        actor_net,
+        critic_net,
+        actor,
+        critic,
+        {k: jnp.asarray(v) for k, v in batch.items()},
+        jax.random.PRNGKey(seed + 10),
+        cfg,
     )
     y, next_a = np.asarray(y, np.float64), np.asarray(next_a, np.float64)
 
@@ -86,8 +92,13 @@ def test_td_target_without_noise_uses_target_actor_action():
     actor_net, critic_net, actor, critic = _nets_and_params(5)
     cfg = TD3Config(policy_noise=0.0)
     _, next_a = td3.td_target(
-        actor_net, critic_net, actor, critic, {k: jnp.asarray(v) for k, v in batch.items()},
-        jax.random.PRNGKey(0), cfg,
+        actor_net,
+        critic_net,
+        actor,
+        critic,
+        {k: jnp.asarray(v) for k, v in batch.items()},
+        jax.random.PRNGKey(0),
+        cfg,
     )
     mu = np.tanh(_np_mlp(actor["params"]["MLP_0"], batch["next_obs"].astype(np.float64)))
     np.testing.assert_allclose(np.asarray(next_a), mu, atol=1e-5)
@@ -203,9 +214,15 @@ def test_td3_smoke_and_determinism(tmp_path):
     assert _tree_equal(trained.critic, _load_state(run_b).critic)
 
 
-# Calibrated threshold: see PENDULUM_CALIBRATION below for per-seed figures.
-PENDULUM_STEPS = 8000
-PENDULUM_THRESHOLD = -400.0
+# TD3 learns Pendulum-v1: the mean of the last three evaluations (steps 8,000-10,000) >= -500.
+# Calibration (paper preset for TD3: (400, 300), lr 1e-3, batch 100, delay 2, noise 0.1/0.2;
+# 1,000 warm-up steps; 10 evaluation episodes every 1,000 steps), mean of the last three
+# evaluations by seed: 0: -145, 1: -162, 2: -390, 3: -291, 4: -251, 5: -179, 6: -281, 7: -168,
+# 8: -307, 9: -167 (untrained: -1400 to -1600 at step 1,000). A single evaluation is too noisy
+# to test: TD3's Pendulum curves dip (seed 8 ends at -627 after -115 and -180), so the test
+# averages three. Worst seed -390: ~110 margin. CI runs seed 0 (~1.5 minutes on 2 cores).
+PENDULUM_STEPS = 10_000
+PENDULUM_THRESHOLD = -500.0
 
 
 @pytest.mark.slow
@@ -214,10 +231,13 @@ def test_td3_learns_pendulum(tmp_path):
     cfg.algo, cfg.env, cfg.seed = "td3", "Pendulum-v1", 0
     cfg.total_steps = PENDULUM_STEPS
     cfg.warmup_steps = 1000
-    cfg.eval_interval = PENDULUM_STEPS
+    cfg.eval_interval = 1000
     cfg.eval_episodes = 10
     cfg.progress = False
     cfg.run_dir = str(tmp_path / "pendulum")
-    _, summary = train(cfg)
-    # A random policy scores about -1200 on Pendulum-v1.
-    assert summary["final_eval_return"] > PENDULUM_THRESHOLD, summary
+    run_dir, summary = train(cfg)
+    with open(run_dir / "eval.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows[-3:]] == [8000, 9000, 10_000]
+    last3 = np.mean([float(r["return_mean"]) for r in rows[-3:]])
+    assert last3 >= PENDULUM_THRESHOLD, (last3, summary)
