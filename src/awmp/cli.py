@@ -36,8 +36,6 @@ def _fail(msg: str) -> int:
 
 def parse_train_config(argv: list[str]):
     """Build a TrainConfig from CLI flags: preset first, then every flag overrides it."""
-    import tyro
-
     from awmp.config import ALGOS, PRESETS, preset
 
     pre = argparse.ArgumentParser(add_help=False)
@@ -49,14 +47,14 @@ def parse_train_config(argv: list[str]):
         from awmp.train import load_run_config
 
         saved = load_run_config(known.resume)
-        return tyro.cli(type(saved), default=saved, args=argv, prog="awmp train")
+        return _tyro_cli(type(saved), default=saved, args=argv, prog="awmp train")
     if known.algo not in ALGOS:
         raise _UsageError(f"invalid algo={known.algo!r}: must be one of {', '.join(ALGOS)}")
     if known.preset not in PRESETS:
         raise _UsageError(f"invalid preset={known.preset!r}: must be one of {', '.join(PRESETS)}")
     default = preset(known.preset)
     default.algo = known.algo
-    return tyro.cli(
+    return _tyro_cli(
         type(default),
         default=default,
         args=argv,
@@ -67,6 +65,36 @@ def parse_train_config(argv: list[str]):
 
 class _UsageError(Exception):
     pass
+
+
+def _tyro_cli(*args, **kwargs):
+    """tyro.cli, with its boxed parse error turned into one line (a _UsageError)."""
+    import contextlib
+    import io
+
+    import tyro
+
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(buf):
+            return tyro.cli(*args, **kwargs)
+    except SystemExit as e:
+        if e.code in (0, None):
+            sys.stderr.write(buf.getvalue())
+            raise
+        raw = buf.getvalue().splitlines()
+        lines = [line.strip(" \u2502\u256d\u256e\u2570\u256f") for line in raw]
+        if raw and "\u256d" in raw[0]:
+            lines = lines[1:]  # the box title ("Value error", ...)
+        body: list[str] = []
+        for line in lines:
+            if not line.strip("\u2500 "):
+                if body:
+                    break  # the message ends at the box's first rule
+                continue
+            body.append(line)
+        message = " ".join(body) or "invalid arguments"
+        raise _UsageError(f"{message} (see awmp train --help)") from None
 
 
 def cmd_train(argv: list[str]) -> int:

@@ -581,12 +581,13 @@ def _run(cfg: TrainConfig, run_dir: Path, env, eval_env, spec, ckpt) -> tuple[Pa
                             "environment",
                             f"reward at step {t + 1} is not finite: {reward}",
                             reward=str(reward),
+                            step=t + 1,
                         )
                     )
                 try:
                     next_obs = _check_obs(next_obs, spec.obs_dim, t + 1)
                 except EnvError as e:
-                    raise EnvError(diagnose("environment", str(e))) from None
+                    raise EnvError(diagnose("environment", str(e), step=t + 1)) from None
                 buffer.add(
                     obs=obs,
                     action=action,
@@ -603,7 +604,7 @@ def _run(cfg: TrainConfig, run_dir: Path, env, eval_env, spec, ckpt) -> tuple[Pa
                     try:
                         obs = _check_obs(env_reset(t), spec.obs_dim, t + 1)
                     except EnvError as e:
-                        raise EnvError(diagnose("environment", str(e))) from None
+                        raise EnvError(diagnose("environment", str(e), step=t + 1)) from None
                 else:
                     obs = next_obs
                 step = t + 1
