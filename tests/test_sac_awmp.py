@@ -345,6 +345,114 @@ def test_one_component_reduces_to_sac_v1(switches, seed):
     assert float(got["rho_0"]) == pytest.approx(1.0) and float(got["h_0"]) == pytest.approx(1.0)
 
 
+def _np_softmax(x):
+    z = np.exp(x - x.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
+@pytest.mark.parametrize(
+    "switches",
+    [
+        {},
+        {"value_weights": "prior", "prior_action": "buffer"},
+        {"acting": "weighted", "gating_temperature": 0.5, "alpha_g": 0.3},
+    ],
+)
+def test_v_and_policy_losses_with_several_components_match_handwritten_formulas(switches):
+    """eq. 21 and eq. 26 (per component) with O = 3, written out in float64 NumPy."""
+    spec = EnvSpec(4, 2)
+    o, b, d = 3, 48, 2
+    m = _small_awmp(o, spec, **switches)
+    cfg = m.cfg
+    state = _distinct_targets(m, 31)
+    rng = np.random.default_rng(31)
+    batch = _random_batch(rng, spec, b)
+    noise = m.sample_noise(jax.random.PRNGKey(32), b)
+    got = m.losses(m.nets(state), batch, noise)
+
+    s = np.asarray(batch["obs"], np.float64)
+    eps, gum = np.asarray(noise["eps"], np.float64), np.asarray(noise["gumbel"], np.float64)
+    heads = state.policy["params"]["Vmap_GaussianHead_0"]["MLP_0"]
+    q_layers = state.critic["params"]["Vmap_QNet_0"]["MLP_0"]
+    qbar_layers = state.target_critic["params"]["Vmap_QNet_0"]["MLP_0"]
+    a, logp, minq, qbar1 = [], [], [], []
+    for g in range(o):
+        out = np_mlp(_index(heads, g), s)
+        mean, log_std = out[:, :d], np.clip(out[:, d:], -20, 2)
+        ag = np.tanh(mean + np.exp(log_std) * eps[g])
+        a.append(ag)
+        logp.append(np.log(np_tanh_gauss_density(ag, mean, np.exp(log_std))))
+        sa = np.concatenate([s, ag], -1)
+        minq.append(np.minimum(*[np_mlp(_index(q_layers, j), sa)[:, 0] for j in range(2)]))
+        qbar1.append(np_mlp(_index(qbar_layers, 0), sa)[:, 0])
+    a, logp, minq, qbar1 = np.stack(a), np.stack(logp).T, np.stack(minq).T, np.stack(qbar1).T
+    rho = _np_softmax((qbar1 - cfg.alpha_pi * logp) / cfg.gating_temperature)  # eq. 16-17
+    if cfg.prior_action == "buffer":
+        a_prior = np.asarray(batch["action"], np.float64)
+    elif cfg.acting == "mixture":
+        pick = np.argmax(np.log(rho) + gum, -1)
+        a_prior = a[pick, np.arange(b)]
+    else:
+        a_prior = np.einsum("bo,obd->bd", rho, a)
+    h = _np_softmax(np_mlp(state.prior["params"]["MLP_0"], np.concatenate([s, a_prior], -1)))
+    u = rho if cfg.value_weights == "gating" else h
+    v_hat = np.sum(u * (minq - cfg.alpha_pi * logp), -1) - cfg.alpha_g * np.sum(u * np.log(u), -1)
+    v = np_mlp(state.value["params"]["MLP_0"], s)[:, 0]
+    v_loss = 0.5 * np.mean((v - v_hat) ** 2)
+    pi_loss = np.mean(
+        np.sum(h * (cfg.alpha_pi * logp - minq), -1) + cfg.alpha_g * np.sum(h * np.log(h), -1)
+    )
+    assert float(got["v_loss"]) == pytest.approx(v_loss, rel=2e-4, abs=1e-5)
+    assert float(got["pi_loss"]) == pytest.approx(pi_loss, rel=2e-4, abs=1e-5)
+    for g in range(o):
+        assert float(got[f"rho_{g}"]) == pytest.approx(rho[:, g].mean(), rel=1e-4, abs=1e-6)
+        assert float(got[f"h_{g}"]) == pytest.approx(h[:, g].mean(), rel=1e-4, abs=1e-6)
+        assert float(got[f"entropy_{g}"]) == pytest.approx(-logp[:, g].mean(), rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.parametrize("recon", [0.0, 0.7])
+def test_prior_objective_matches_handwritten_eq5(recon):
+    """eq. 5, 6, 10-14 and 19 with the perturbation regulariser, written out in float64 NumPy."""
+    spec = EnvSpec(3, 2)
+    m = _small_awmp(4, spec, zeta=0.3, c_marg=2.5, sigma=0.1, recon_coef=recon)
+    state = _distinct_targets(m, 41)
+    rng = np.random.default_rng(41)
+    b = 40
+    batch = _random_batch(rng, spec, b)
+    batch["log_mu"] = jnp.asarray(rng.normal(0, 3, b), jnp.float32)
+    eps = jax.random.normal(jax.random.PRNGKey(42), (b, 5))
+    loss, out = m.prior_objective(m.nets(state), batch, eps)
+
+    s = np.asarray(batch["obs"], np.float64)
+    act = np.asarray(batch["action"], np.float64)
+    x = np.concatenate([s, act], -1)
+    qbar = state.target_critic["params"]["Vmap_QNet_0"]["MLP_0"]
+    adv = (
+        np.minimum(*[np_mlp(_index(qbar, j), x)[:, 0] for j in range(2)])
+        - np_mlp(state.target_value["params"]["MLP_0"], s)[:, 0]
+    )  # eq. 19
+    w = np.exp(adv) / np.exp(np.asarray(batch["log_mu"], np.float64))  # eq. 10
+    w /= w.sum()  # eq. 11
+    p = _np_softmax(np_mlp(state.prior["params"]["MLP_0"], x))
+    pbar = w @ p  # eq. 12
+    h_marg = -np.sum(pbar * np.log(pbar))  # eq. 13
+    h_cond = -np.sum(w * np.sum(p * np.log(p), -1))  # eq. 14
+    mi = 2.5 * h_marg - h_cond  # eq. 6
+    x_t = x + 0.1 * np.abs(x) * np.asarray(eps, np.float64)
+    p_t = _np_softmax(np_mlp(state.prior["params"]["MLP_0"], x_t))
+    kl = np.mean(np.sum(p * (np.log(p) - np.log(p_t)), -1))
+    ref = kl - 0.3 * mi  # eq. 5
+    if recon:
+        logits = np_mlp(state.prior["params"]["MLP_0"], x)
+        ref += recon * np.mean(np.abs(np_mlp(state.prior["params"]["MLP_1"], logits) - x))
+    assert float(out["prior_mi"]) == pytest.approx(mi, rel=1e-4, abs=1e-6)
+    assert float(out["prior_h"]) == pytest.approx(h_marg, rel=1e-4)
+    assert float(out["prior_h_cond"]) == pytest.approx(h_cond, rel=1e-4)
+    assert float(out["prior_ess"]) == pytest.approx(1 / np.sum(w**2), rel=1e-4)
+    assert float(out["prior_reg"]) == pytest.approx(kl, rel=1e-3, abs=1e-7)
+    assert float(loss) == pytest.approx(ref, rel=1e-4, abs=1e-6)
+
+
 # ---------------------------------------------------------------------------------------------
 # Gradient isolation
 # ---------------------------------------------------------------------------------------------
