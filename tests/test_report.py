@@ -148,13 +148,16 @@ def test_report_files_numbers_and_flags(tmp_path):
     assert ("Walker2d-v5", "sac-awmp", "tau_q=0.0001") in rows
     assert rows[("Walker2d-v5", "sac-awmp", "num_components=2")][6] == "4.0 ± 0.0"
 
-    # Incomplete runs are listed with their reason.
-    incomplete = md.split("## Incomplete or unreadable runs")[1].split("##")[0]
+    # Incomplete runs are listed with their reason; missing seeds too.
+    incomplete = md.split("## Incomplete, unreadable, missing")[1].split("\n## ")[0]
     assert "s9" in incomplete and "no summary.json" in incomplete
     assert "s8" in incomplete and "stopped at step 200000 of 300000" in incomplete
     assert "junk" in incomplete and "no config.json" in incomplete
+    # Only one tau_Q run (seed 0) while the other Walker2d groups have seeds 0 and 1.
+    assert "Walker2d-v5 sac-awmp tau_q=0.1 (2,000 steps): missing seeds 1" in incomplete
+    assert "sac-awmp num_components=8 (2,000 steps): missing" not in incomplete
     # Published TD3 figures at 300k steps on Hopper match task and budget; none at 2000 steps.
-    refs = md.split("## Published reference figures")[1].split("##")[0]
+    refs = md.split("## Published reference figures")[1].split("\n## ")[0]
     assert "TD3 authors' learning curves" in refs and "2410.0 ± 900.0" in refs
     assert "Walker2d" not in refs
 

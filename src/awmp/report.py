@@ -403,6 +403,26 @@ def _iqm_text(value: float, ci: tuple[float, float]) -> str:
     return "–" if math.isnan(value) else f"{value:.1f} [{ci[0]:.1f}, {ci[1]:.1f}]"
 
 
+def seed_notes(groups: dict[GroupKey, list[Run]]) -> list[str]:
+    """Seeds a group lacks that other groups of its task and budget have (a missing run), and
+    seeds that appear twice in a group (both enter its statistics)."""
+    seeds_by_task: dict[tuple[str, int], set[int]] = defaultdict(set)
+    for (env, _, _, budget), runs in groups.items():
+        seeds_by_task[(env, budget)].update(r.seed for r in runs)
+    notes = []
+    for key, runs in groups.items():
+        env, algo, variant, budget = key
+        name = f"{env} {algo} {variant or 'default'} ({budget:,} steps)"
+        seeds = [r.seed for r in runs]
+        missing = sorted(seeds_by_task[(env, budget)] - set(seeds))
+        if missing:
+            notes.append(f"{name}: missing seeds {', '.join(map(str, missing))} (no run directory)")
+        dup = sorted({s for s in seeds if seeds.count(s) > 1})
+        if dup:
+            notes.append(f"{name}: seeds {', '.join(map(str, dup))} appear more than once")
+    return notes
+
+
 def write_markdown(stats, groups, refs, unreadable, figures, out: Path) -> Path:
     lines = [
         "# awmp report",
@@ -447,11 +467,10 @@ def write_markdown(stats, groups, refs, unreadable, figures, out: Path) -> Path:
         lines.append("None match the tasks and budgets of these runs.")
     bad = [(r.path, r.problem) for runs in groups.values() for r in runs if not r.complete]
     bad += [(u.path, u.problem) for u in unreadable]
-    lines += ["", "## Incomplete or unreadable runs", ""]
-    if bad:
-        lines += [f"- `{p}`: {why}" for p, why in sorted(bad, key=lambda t: str(t[0]))]
-    else:
-        lines.append("None: every run directory is complete.")
+    lines += ["", "## Incomplete, unreadable, missing or duplicate runs", ""]
+    problems = [f"- `{p}`: {why}" for p, why in sorted(bad, key=lambda t: str(t[0]))]
+    problems += [f"- {note}" for note in seed_notes(groups)]
+    lines += problems or ["None: every group has every seed, once, complete."]
     if figures:
         lines += ["", "## Figures", ""]
         lines += [f"![{f.stem}]({f.name})" for f in figures]
