@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-USAGE = """usage: awmp {train,eval,demo,report,experiment,bench} ...
+USAGE = """usage: awmp {train,eval,demo,report,experiment,inspect,bench} ...
 
   awmp train --algo sac --env Hopper-v5 --seed 0 --total-steps 1000000 --preset paper \\
              --eval-interval 5000 --eval-episodes 10 --run-dir runs/...
@@ -18,6 +18,7 @@ USAGE = """usage: awmp {train,eval,demo,report,experiment,bench} ...
   awmp demo          SAC-AWMP (O = 4) on Pendulum-v1 for 15,000 steps: learns in minutes
   awmp report RUNS_DIR... --out report/   tables and figures from run directories
   awmp experiment paper --budget 100000 --seeds 0,1 [--dry-run]   the paper's protocol
+  awmp inspect RUN_DIR --episodes 1 [--video]   gating and prior weights of a SAC-AWMP run
   awmp bench [--quick]  training steps/s side by side with SB3/SBX (docs/BENCHMARKS.md)
 
 `awmp train --help` lists every config field with its description.
@@ -38,14 +39,11 @@ def parse_train_config(argv: list[str]):
     """Build a TrainConfig from CLI flags: preset first, then every flag overrides it."""
     from awmp.config import ALGOS, PRESETS, preset
 
-    pre = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--algo", default="sac")
     pre.add_argument("--preset", default="paper")
     pre.add_argument("--resume", default=None)
-    try:
-        known, _ = pre.parse_known_args(argv)
-    except argparse.ArgumentError:  # e.g. `--algo` without a value: tyro says it best below
-        known = argparse.Namespace(algo="sac", preset="paper", resume=None)
+    known, _ = pre.parse_known_args(argv)
     if known.resume is not None:  # the saved config is the default; flags must agree with it
         from awmp.train import load_run_config
 
@@ -62,7 +60,7 @@ def parse_train_config(argv: list[str]):
         default=default,
         args=argv,
         prog="awmp train",
-        description="Train SAC or SAC-AWMP on a Gymnasium task. Flags override the preset.",
+        description="Train SAC, SAC-AWMP or TD3 on a Gymnasium task. Flags override the preset.",
     )
 
 
@@ -163,6 +161,12 @@ def cmd_experiment(argv: list[str]) -> int:
     return experiment_main(argv)
 
 
+def cmd_inspect(argv: list[str]) -> int:
+    from awmp.inspect import main as inspect_main
+
+    return inspect_main(argv)
+
+
 def cmd_bench(argv: list[str]) -> int:
     from awmp.bench import main as bench_main
 
@@ -176,6 +180,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "report": cmd_report,
     "experiment": cmd_experiment,
+    "inspect": cmd_inspect,
 }
 
 

@@ -1,0 +1,246 @@
+"""`awmp inspect RUN_DIR --episodes 1`: look inside a trained SAC-AWMP mixture.
+
+Rolls out the run's deterministic policy and records, at every step, the gating weights
+rho(g|s) (eq. 16, at the component means, as in evaluation) and the prior's weights
+h = P(g|s, a) (Section 3.1) at the executed action. Writes into --out (default
+RUN_DIR/inspect):
+
+- `weights_episode<k>.png`: rho and h per component over each episode;
+- `component_usage.png`: how often each component is the active one (argmax rho), and the
+  prior's argmax h, over all steps;
+- `weights.csv`: episode, t, observation, action, reward, rho_g, h_g per step;
+- with `--video`: `episode<k>.mp4`, MuJoCo offscreen frames (MUJOCO_GL=egl) with the active
+  component written on each frame. Needs imageio with its ffmpeg plugin (`pip install
+  awmp[video]`); when it or rendering is unavailable, the reason is printed and the plots are
+  still written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+class InspectError(ValueError):
+    """The run cannot be inspected (not a finished SAC-AWMP run)."""
+
+
+def rollout_weights(policy, episodes: int, seed: int, render: bool = False) -> list[dict]:
+    """Deterministic episodes of a loaded SAC-AWMP policy with rho and h at every step."""
+    import jax
+    import jax.numpy as jnp
+
+    from awmp.algos import sac_awmp
+    from awmp.envs import make_env
+
+    model = sac_awmp.build(policy.spec, policy.config.awmp)
+    weights = jax.jit(model.weights)
+    kwargs = {"render_mode": "rgb_array"} if render else {}
+    env, _ = make_env(policy.config.env, **kwargs)
+    out = []
+    try:
+        for k in range(episodes):
+            obs, _ = env.reset(seed=seed + k)
+            rec = {"obs": [], "action": [], "reward": [], "rho": [], "h": [], "frames": []}
+            done = False
+            while not done:
+                o = jnp.asarray(np.asarray(obs, np.float32)[None])
+                action = policy.act_normalized(o, deterministic=True)  # (1, d) in [-1, 1]
+                rho, h = weights(policy.state, o, jnp.asarray(action))
+                if render:
+                    rec["frames"].append(env.render())
+                obs_next, reward, terminated, truncated, _ = env.step(action[0].astype(np.float64))
+                rec["obs"].append(np.asarray(obs, np.float32))
+                rec["action"].append(action[0])
+                rec["reward"].append(float(reward))
+                rec["rho"].append(np.asarray(rho)[0])
+                rec["h"].append(np.asarray(h)[0])
+                obs, done = obs_next, terminated or truncated
+            out.append({k: np.asarray(v) if k != "frames" else v for k, v in rec.items()})
+    finally:
+        env.close()
+    return out
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_weights(ep: dict, title: str, path: Path) -> Path:
+    """rho and h per component against the step of one episode."""
+    plt = _plt()
+    num = ep["rho"].shape[1]
+    t = np.arange(len(ep["rho"]))
+    fig, axes = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    for ax, key, label in (
+        (axes[0], "rho", "gating ρ(g|s)"),
+        (axes[1], "h", "prior h = P(g|s,a)"),
+    ):
+        ax.stackplot(t, ep[key].T, labels=[f"component {g}" for g in range(num)], alpha=0.85)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="upper right", ncol=min(num, 4))
+    axes[0].set_title(title)
+    axes[1].set_xlabel("step of the episode")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_usage(episodes: list[dict], path: Path) -> tuple[Path, dict]:
+    """Histogram of the active component (argmax rho) and of argmax h over all steps."""
+    plt = _plt()
+    num = episodes[0]["rho"].shape[1]
+    rho_arg = np.concatenate([np.argmax(e["rho"], axis=1) for e in episodes])
+    h_arg = np.concatenate([np.argmax(e["h"], axis=1) for e in episodes])
+    rho_counts = np.bincount(rho_arg, minlength=num)
+    h_counts = np.bincount(h_arg, minlength=num)
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    x = np.arange(num)
+    ax.bar(x - 0.2, rho_counts / rho_arg.size, width=0.4, label="argmax ρ (active component)")
+    ax.bar(x + 0.2, h_counts / h_arg.size, width=0.4, label="argmax h (prior)")
+    ax.set_xticks(x)
+    ax.set_xlabel("component")
+    ax.set_ylabel("fraction of steps")
+    ax.set_title(f"component usage over {len(episodes)} episode(s), {rho_arg.size} steps")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    usage = {"rho_argmax": rho_counts.tolist(), "h_argmax": h_counts.tolist()}
+    return path, usage
+
+
+def write_csv(episodes: list[dict], path: Path) -> Path:
+    obs_dim, act_dim = episodes[0]["obs"].shape[1], episodes[0]["action"].shape[1]
+    num = episodes[0]["rho"].shape[1]
+    cols = ["episode", "t", *(f"obs{i}" for i in range(obs_dim))]
+    cols += [*(f"action{i}" for i in range(act_dim)), "reward"]
+    cols += [*(f"rho{g}" for g in range(num)), *(f"h{g}" for g in range(num))]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for k, e in enumerate(episodes):
+            for t in range(len(e["reward"])):
+                w.writerow(
+                    [k, t, *e["obs"][t], *e["action"][t], e["reward"][t], *e["rho"][t], *e["h"][t]]
+                )
+    return path
+
+
+def write_video(ep: dict, path: Path, fps: int = 30) -> Path:
+    """Frames with the active component (argmax rho) written on each; needs imageio-ffmpeg."""
+    import imageio.v2 as imageio
+    from PIL import Image, ImageDraw
+
+    active = np.argmax(ep["rho"], axis=1)
+    with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=1) as writer:
+        for frame, g, rho in zip(ep["frames"], active, ep["rho"], strict=True):
+            img = Image.fromarray(np.asarray(frame))
+            draw = ImageDraw.Draw(img)
+            draw.rectangle((0, 0, img.width, 18), fill=(0, 0, 0))
+            draw.text((4, 3), f"component {g}  rho={rho[g]:.2f}", fill=(255, 255, 0))
+            writer.append_data(np.asarray(img))
+    return path
+
+
+def inspect_run(
+    run_dir: str | Path, episodes: int = 1, out: str | Path | None = None, seed: int = 0,
+    video: bool = False,
+) -> dict:  # fmt: skip
+    """Roll out, plot and (optionally) film a SAC-AWMP run; return what was written."""
+    from awmp.evaluate import load
+
+    run_dir = Path(run_dir)
+    meta = run_dir / "config.json"
+    if meta.is_file():
+        algo = json.loads(meta.read_text())["config"].get("algo")
+        if algo != "sac-awmp":
+            raise InspectError(f"awmp inspect needs a sac-awmp run; {run_dir} is a {algo} run")
+    policy = load(run_dir)  # FileNotFoundError names what is missing
+    out = Path(out) if out else run_dir / "inspect"
+    out.mkdir(parents=True, exist_ok=True)
+    notes = []
+    render = False
+    if video:
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError:
+            notes.append("no video: imageio-ffmpeg is not installed (pip install 'awmp[video]')")
+        else:
+            os.environ.setdefault("MUJOCO_GL", "egl")
+            render = True
+    try:
+        eps = rollout_weights(policy, episodes, seed, render=render)
+    except Exception as e:  # rendering failures surface at reset/render; retry without frames
+        if not render:
+            raise
+        notes.append(f"no video: rendering failed ({type(e).__name__}: {e})")
+        render = False
+        eps = rollout_weights(policy, episodes, seed, render=False)
+    files = []
+    env_id = policy.config.env
+    for k, e in enumerate(eps):
+        title = f"{env_id}, episode {k}: return {np.sum(e['reward']):.1f}, {len(e['reward'])} steps"
+        files.append(plot_weights(e, title, out / f"weights_episode{k}.png"))
+    usage_png, usage = plot_usage(eps, out / "component_usage.png")
+    files += [usage_png, write_csv(eps, out / "weights.csv")]
+    if render:
+        for k, e in enumerate(eps):
+            if not e["frames"] or e["frames"][0] is None:
+                notes.append("no video: the environment returned no frames")
+                break
+            try:
+                files.append(write_video(e, out / f"episode{k}.mp4"))
+            except Exception as e2:  # codec or plugin problems: say so, keep the plots
+                notes.append(f"no video: writing failed ({type(e2).__name__}: {e2})")
+                break
+    result = {
+        "run_dir": str(run_dir),
+        "out": str(out),
+        "files": [str(f) for f in files],
+        "returns": [float(np.sum(e["reward"])) for e in eps],
+        "usage": usage,
+        "notes": notes,
+    }
+    (out / "inspect.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="awmp inspect",
+        description="Plot the gating rho and prior weights h of a trained SAC-AWMP policy.",
+    )
+    p.add_argument("run_dir", help="a finished sac-awmp run directory")
+    p.add_argument("--episodes", type=int, default=1, help="deterministic episodes (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first episode's reset")
+    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/inspect)")
+    p.add_argument("--video", action="store_true", help="also write an MP4 per episode")
+    args = p.parse_args(argv)
+    if args.episodes < 1:
+        print(f"awmp: error: invalid episodes={args.episodes}: must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        result = inspect_run(args.run_dir, args.episodes, args.out, args.seed, args.video)
+    except (InspectError, FileNotFoundError, ValueError) as e:
+        print(f"awmp: error: {e}", file=sys.stderr)
+        return 2
+    for note in result["notes"]:
+        print(note, file=sys.stderr)
+    print(json.dumps({k: result[k] for k in ("out", "files", "returns", "usage")}, indent=2))
+    return 0
