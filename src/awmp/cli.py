@@ -39,11 +39,14 @@ def parse_train_config(argv: list[str]):
     """Build a TrainConfig from CLI flags: preset first, then every flag overrides it."""
     from awmp.config import ALGOS, PRESETS, preset
 
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     pre.add_argument("--algo", default="sac")
     pre.add_argument("--preset", default="paper")
     pre.add_argument("--resume", default=None)
-    known, _ = pre.parse_known_args(argv)
+    try:
+        known, _ = pre.parse_known_args(argv)
+    except argparse.ArgumentError:  # e.g. `--algo` without a value: tyro says it best below
+        known = argparse.Namespace(algo="sac", preset="paper", resume=None)
     if known.resume is not None:  # the saved config is the default; flags must agree with it
         from awmp.train import load_run_config
 
