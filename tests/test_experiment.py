@@ -132,3 +132,32 @@ def test_bad_inputs_are_refused(tmp_path, capsys):
 def test_set_needs_field_and_value(item):
     with pytest.raises(experiment.ExperimentError, match="FIELD=VALUE"):
         experiment._parse_sets([item])
+
+
+def test_preset_per_grid_is_its_own_variant():
+    spec = {
+        "defaults": {"seeds": [0], "total_steps": 1000},
+        "grid": [
+            {"name": "a", "envs": ["Pendulum-v1"], "algos": ["sac-awmp"]},
+            {
+                "name": "b",
+                "envs": ["Pendulum-v1"],
+                "algos": ["sac-awmp"],
+                "set": {"preset": "reference-code"},
+            },
+            {
+                "name": "c",
+                "envs": ["Pendulum-v1"],
+                "algos": ["sac-awmp"],
+                "vary": {"preset": ["paper", "reference-code"]},
+            },
+        ],
+    }
+    cells = experiment.expand(spec)
+    assert [(c.variant, c.grids) for c in cells] == [
+        ("", ["a", "c"]),
+        ("preset=reference-code", ["b", "c"]),
+    ]
+    ref = cells[1].config
+    assert ref.preset == "reference-code" and ref.awmp.acting == "weighted"
+    assert "--preset reference-code" in experiment.train_command(ref, Path("x"))

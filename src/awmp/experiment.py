@@ -7,10 +7,11 @@ crossed) and `set` (field -> value). A cell is (env, algo, overrides, seed); its
 
     <out>/<env>/<algo>/<variant or "default">/seed<seed>-<budget>steps
 
-where the variant lists the overrides that differ from the preset, so a cell that several
-figures share (Fig. 3's SAC-AWMP is Fig. 4's O = 4) runs once. A cell whose directory holds a
-summary.json with every step done is skipped; an incomplete one is resumed when awmp.train can
-resume, and otherwise reported and left alone (run directories are never overwritten).
+where the variant lists the preset (unless `paper`; a grid may `set` or `vary` it) and the
+overrides that differ from the preset, so a cell that several figures share (Fig. 3's
+SAC-AWMP is Fig. 4's O = 4) runs once. A cell whose directory holds a summary.json with every
+step done is skipped; an incomplete one is resumed when awmp.train can resume, and otherwise
+reported and left alone (run directories are never overwritten).
 """
 
 from __future__ import annotations
@@ -144,9 +145,10 @@ def expand(
         for env, algo, combo, seed in itertools.product(
             grid_envs, grid["algos"], combos or [{}], grid_seeds
         ):
-            cfg = preset(str({**defaults, **(sets or {})}.get("preset", "paper")))
+            merged = {**defaults, **fixed, **combo, **(sets or {})}
+            cfg = preset(str(merged.get("preset", "paper")))  # first: the fields override it
             cfg.algo, cfg.env, cfg.seed = algo, env, int(seed)
-            for k, v in {**defaults, **fixed, **combo, **(sets or {})}.items():
+            for k, v in merged.items():
                 if k != "preset":
                     set_field(cfg, k, v)
             if budget is not None:
@@ -155,7 +157,8 @@ def expand(
             # The variant: algorithm fields that differ from the preset (defaults drop out).
             ref = preset(cfg.preset)
             section = {"sac": "sac", "sac-awmp": "awmp", "td3": "td3"}[algo]
-            overrides = {
+            overrides = {"preset": cfg.preset} if cfg.preset != "paper" else {}
+            overrides |= {
                 k: _get(cfg, k)
                 for k in sorted({**fixed, **combo})
                 if k.startswith(section + ".") and _get(cfg, k) != _get(ref, k)
