@@ -122,7 +122,9 @@ def expand(
     only: list[str] | None = None,
     sets: dict | None = None,
 ) -> list[Cell]:
-    """Every distinct cell of the grid, in file order, with the CLI's reductions applied."""
+    """Every distinct cell of the grid with the CLI's reductions applied, seed by seed (every
+    cell of seed 0 in file order, then seed 1, ...), so a protocol stopped early has whole
+    comparisons over fewer seeds rather than some algorithms only."""
     defaults = _flatten(spec.get("defaults", {}))
     default_seeds = defaults.pop("seeds", [0])
     names = [g.get("name", f"grid{i}") for i, g in enumerate(spec["grid"])]
@@ -168,7 +170,7 @@ def expand(
                 cells[key].grids.append(gname)
             else:
                 cells[key] = Cell([gname], env, algo, int(seed), overrides, cfg)
-    return list(cells.values())
+    return sorted(cells.values(), key=lambda c: c.seed)  # stable: file order within a seed
 
 
 def cell_dir(out: Path, cell: Cell) -> Path:
