@@ -107,6 +107,19 @@ def capture_agent(state: Any) -> dict:
     return {"arrays": arrays, "info": json.dumps(info)}
 
 
+def _weak(value: np.ndarray) -> jax.Array:
+    """`value` as a weakly typed array of its own dtype, like the live state's leaf was."""
+    scalar = jnp.asarray(value.item()) if value.ndim == 0 else None
+    if scalar is not None and scalar.dtype == value.dtype:
+        return scalar  # a Python scalar is weakly typed: the public way
+    try:  # other shapes/dtypes: JAX has no public API for a weak type
+        from jax._src.lax.lax import _convert_element_type
+
+        return _convert_element_type(jnp.asarray(value), value.dtype, weak_type=True)
+    except (ImportError, TypeError):
+        return jnp.asarray(value)
+
+
 def restore_agent(template: Any, saved: dict, where: str) -> Any:
     """The agent state pytree from a checkpoint, checked leaf by leaf against `template`.
 
@@ -132,10 +145,7 @@ def restore_agent(template: Any, saved: dict, where: str) -> Any:
                 f"{where}: agent state {meta['path']} has shape {value.shape} {value.dtype}, the "
                 f"configured algorithm expects {name} with {leaf.shape} {leaf.dtype}"
             )
-        if meta["weak_type"] and value.ndim == 0:
-            out.append(jnp.asarray(value.item(), dtype=value.dtype))  # python scalar -> weak
-        else:
-            out.append(jnp.asarray(value))
+        out.append(_weak(value) if meta["weak_type"] else jnp.asarray(value))
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
@@ -310,8 +320,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a crash leaves either the old file or the new one."""
+def atomic_write(path: Path, *chunks: bytes) -> None:
+    """Write `chunks` to `path` so that a crash leaves either the old file or the new one.
+
+    Chunks, not one joined blob: a checkpoint is mostly replay buffer, and joining would hold
+    one more copy of it in memory.
+    """
     global _writes_in_process
     _writes_in_process += 1
     kill_at = os.environ.get(_KILL_IN_WRITE_ENV)
@@ -321,11 +335,13 @@ def atomic_write(path: Path, data: bytes) -> None:
             if kill_at and int(kill_at) == _writes_in_process:
                 import signal
 
+                data = b"".join(chunks)
                 f.write(data[: len(data) // 2])
                 f.flush()
                 os.fsync(f.fileno())
                 os.kill(os.getpid(), signal.SIGKILL)
-            f.write(data)
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -338,9 +354,10 @@ def atomic_write(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-def encode(tree: dict) -> bytes:
+def encode(tree: dict) -> tuple[bytes, bytes]:
+    """(header, payload) of a checkpoint file."""
     payload = flax.serialization.msgpack_serialize(tree)
-    return _HEADER.pack(MAGIC, len(payload), hashlib.sha256(payload).digest()) + payload
+    return _HEADER.pack(MAGIC, len(payload), hashlib.sha256(payload).digest()), payload
 
 
 def decode(blob: bytes, where: str) -> dict:
@@ -404,7 +421,7 @@ def save(
         d.mkdir(exist_ok=True)
         for stale in d.glob(".step_*.tmp-*"):  # left by a crash mid-write
             stale.unlink()
-        atomic_write(path, encode(tree))
+        atomic_write(path, *encode(tree))
     except OSError as e:
         previous = list_checkpoints(run_dir)
         kept = f"; {previous[-1][1]} (step {previous[-1][0]}) is intact" if previous else ""
