@@ -118,7 +118,7 @@ def cmd_train(argv: list[str]) -> int:
     except KeyboardInterrupt as e:  # train() has printed where the run is and how to resume
         signum = getattr(e, "signum", None)
         if signum is None:
-            print("\nawmp: interrupted before training started", file=sys.stderr)
+            print("\nawmp: interrupted (the last checkpoint, if any, is intact)", file=sys.stderr)
         return EXIT_SIGTERM if signum == 15 else EXIT_SIGINT
     print(json.dumps(summary, indent=2))
     return 0
