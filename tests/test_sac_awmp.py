@@ -745,7 +745,12 @@ def cfg_hook_names(cfg):
 
 @pytest.mark.slow
 def test_learns_pendulum(tmp_path):
-    """Calibration (docs/ALGORITHM.md): the per-seed figures of this exact config are there."""
+    """SAC-AWMP (the demo config, 15,000 steps) reaches >= -250 on Pendulum-v1.
+
+    Calibration of this exact config (docs/ALGORITHM.md), final evaluation return at 15,000
+    steps by seed: 0: -109, 1: -155, 2: -94, 3: -97, 4: -85 (every seed >= -250 from step
+    10,000 on); a margin of ~95 over the worst seed. CI runs seed 0 (~2 minutes).
+    """
     from awmp.demo import demo_config
 
     cfg = demo_config(str(tmp_path / "run"))
