@@ -169,6 +169,19 @@ def test_act_stores_the_mixture_log_density_and_warmup_the_uniform_one():
     assert warm == pytest.approx(-2 * math.log(2.0))
 
 
+def test_mixture_acting_draws_components_with_probability_rho():
+    spec = EnvSpec(3, 1)
+    m = _small_awmp(4, spec)
+    n = 40_000
+    rho = np.random.default_rng(6).dirichlet(np.ones(4))
+    log_rho = jnp.log(jnp.asarray(np.tile(rho, (n, 1)), jnp.float32))
+    a = jnp.broadcast_to(jnp.arange(4.0)[:, None, None] / 4, (4, n, 1))  # a_g = g / 4
+    gumbel = m.sample_noise(jax.random.PRNGKey(6), n)["gumbel"]
+    picked = np.rint(np.asarray(m.executed_action(a, log_rho, gumbel))[:, 0] * 4).astype(int)
+    freq = np.bincount(picked, minlength=4) / n
+    np.testing.assert_allclose(freq, rho, atol=5 * np.sqrt(rho * (1 - rho) / n).max())
+
+
 def test_weighted_acting_executes_the_rho_weighted_sum():
     spec = EnvSpec(3, 2)
     m = _small_awmp(4, spec, acting="weighted")
