@@ -45,6 +45,11 @@ def _hand_batch(rng: np.random.Generator) -> dict:
     }
 
 
+def _jit_target(actor_net, critic_net, cfg):
+    """td3.td_target compiled once (eager dispatch of every small op is slower)."""
+    return jax.jit(lambda a, c, b, k: td3.td_target(actor_net, critic_net, a, c, b, k, cfg))
+
+
 def _nets_and_params(seed: int, hidden=(16, 12)):
     actor_net, critic_net = DeterministicPolicy(hidden, ACT), TwinCritic(hidden)
     ka, kc = jax.random.split(jax.random.PRNGKey(seed))
@@ -59,14 +64,8 @@ def test_td_target_matches_hand_formula(seed):
     batch = _hand_batch(rng)
     actor_net, critic_net, actor, critic = _nets_and_params(seed)
     cfg = TD3Config(gamma=0.97, policy_noise=0.2, noise_clip=0.5)
-    y, next_a = td3.td_target(
-        actor_net,
-        critic_net,
-        actor,
-        critic,
-        {k: jnp.asarray(v) for k, v in batch.items()},
-        jax.random.PRNGKey(seed + 10),
-        cfg,
+    y, next_a = _jit_target(actor_net, critic_net, cfg)(
+        actor, critic, {k: jnp.asarray(v) for k, v in batch.items()}, jax.random.PRNGKey(seed + 10)
     )
     y, next_a = np.asarray(y, np.float64), np.asarray(next_a, np.float64)
 
@@ -91,14 +90,8 @@ def test_td_target_without_noise_uses_target_actor_action():
     batch = _hand_batch(rng)
     actor_net, critic_net, actor, critic = _nets_and_params(5)
     cfg = TD3Config(policy_noise=0.0)
-    _, next_a = td3.td_target(
-        actor_net,
-        critic_net,
-        actor,
-        critic,
-        {k: jnp.asarray(v) for k, v in batch.items()},
-        jax.random.PRNGKey(0),
-        cfg,
+    _, next_a = _jit_target(actor_net, critic_net, cfg)(
+        actor, critic, {k: jnp.asarray(v) for k, v in batch.items()}, jax.random.PRNGKey(0)
     )
     mu = np.tanh(_np_mlp(actor["params"]["MLP_0"], batch["next_obs"].astype(np.float64)))
     np.testing.assert_allclose(np.asarray(next_a), mu, atol=1e-5)
@@ -194,8 +187,13 @@ def _load_state(run_dir):
     return awmp.load(run_dir).state
 
 
-def test_td3_smoke_and_determinism(tmp_path):
-    run_a, summary = train(_td3_config(tmp_path, "a"))
+@pytest.fixture(scope="module")
+def td3_run(tmp_path_factory):
+    return train(_td3_config(tmp_path_factory.mktemp("td3"), "a"))
+
+
+def test_td3_smoke(td3_run, tmp_path):
+    run_a, summary = td3_run
     assert summary["steps_done"] == 300 and math.isfinite(summary["final_eval_return"])
     assert json.loads((run_a / "config.json").read_text())["config"]["algo"] == "td3"
     # Parameters moved away from their initial values.
@@ -205,11 +203,15 @@ def test_td3_smoke_and_determinism(tmp_path):
     assert not _tree_equal(init.actor, trained.actor)
     assert not _tree_equal(init.critic, trained.critic)
     assert int(trained.step) >= 300 - 100  # one update per step after warm-up
-    # Same seed, same numbers.
+
+
+def test_td3_determinism(td3_run, tmp_path):
+    run_a, _ = td3_run
     run_b, _ = train(_td3_config(tmp_path, "b"))
     assert (run_a / "eval.csv").read_text().split("\n")[1].split(",")[:3] == (
         run_b / "eval.csv"
     ).read_text().split("\n")[1].split(",")[:3]
+    trained = _load_state(run_a)
     assert _tree_equal(trained.actor, _load_state(run_b).actor)
     assert _tree_equal(trained.critic, _load_state(run_b).critic)
 
