@@ -21,6 +21,7 @@ only reaches its own parameters (stop-gradients everywhere else), which is teste
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -168,7 +169,7 @@ class AWMP:
     """SAC-AWMP's networks and pure functions for one (EnvSpec, AWMPConfig).
 
     `agent` is what the training loop uses; the other attributes are the pieces it is made of,
-    public so tests and tools (e.g. a future `awmp inspect`) can call them on a state.
+    public so tests and tools (e.g. `awmp inspect`) can call them on a state.
     """
 
     def __init__(self, spec: EnvSpec, cfg: AWMPConfig) -> None:
@@ -258,7 +259,7 @@ class AWMP:
     def weights(
         self, state: AWMPState, obs: jax.Array, action: jax.Array | None = None
     ) -> tuple[jax.Array, jax.Array]:
-        """(rho, h), each (B, O), for `awmp inspect`-style tools.
+        """(rho, h), each (B, O), for inspection tools (`awmp inspect`).
 
         rho is the deterministic gating at the component means (as in evaluation); h is the
         prior's P(.|s, a) at `action`, by default the deterministic (evaluation) action.
@@ -492,7 +493,7 @@ class AWMP:
 
         return hook
 
-    @property
+    @functools.cached_property
     def agent(self) -> Agent:
         log_mu_warmup = np.float32(uniform_log_density(self.spec.act_dim))
         return Agent(
