@@ -34,7 +34,12 @@ def awmp_run(tmp_path_factory):
 def test_inspect_writes_plots_and_weights(awmp_run, tmp_path, capsys):
     out = tmp_path / "inspect"
     assert cli_main(["inspect", str(awmp_run), "--episodes", "2", "--out", str(out)]) == 0
-    for name in ("weights_episode0.png", "weights_episode1.png", "component_usage.png"):
+    for name in (
+        "weights_episode0.png",
+        "weights_episode1.png",
+        "component_usage.png",
+        "component_by_observation.png",
+    ):
         assert (out / name).stat().st_size > 5000, name
     with open(out / "weights.csv") as f:
         rows = list(csv.DictReader(f))

@@ -8,6 +8,8 @@ RUN_DIR/inspect):
 - `weights_episode<k>.png`: rho and h per component over each episode;
 - `component_usage.png`: how often each component is the active one (argmax rho), and the
   prior's argmax h, over all steps;
+- `component_by_observation.png`: the active component against each of the first four
+  observation dimensions (on awmp/Switch-v0: which component serves which side of c = 0);
 - `weights.csv`: episode, t, observation, action, reward, rho_g, h_g per step;
 - with `--video`: `episode<k>.mp4`, MuJoCo offscreen frames (MUJOCO_GL=egl) with the active
   component written on each frame. Needs imageio with its ffmpeg plugin (`pip install
@@ -125,6 +127,29 @@ def plot_usage(episodes: list[dict], path: Path) -> tuple[Path, dict]:
     return path, usage
 
 
+def plot_component_by_obs(episodes: list[dict], path: Path, max_dims: int = 4) -> Path:
+    """Which component is active (argmax rho) against each of the first observation
+    dimensions: on awmp/Switch-v0 (obs = position, cue) it shows which serves which side."""
+    plt = _plt()
+    obs = np.concatenate([e["obs"] for e in episodes])
+    active = np.concatenate([np.argmax(e["rho"], axis=1) for e in episodes])
+    dims = min(obs.shape[1], max_dims)
+    jitter = np.random.default_rng(0).uniform(-0.15, 0.15, active.size)
+    fig, axes = plt.subplots(1, dims, figsize=(3.2 * dims, 3.2), sharey=True, squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        ax.scatter(obs[:, i], active + jitter, s=4, alpha=0.4, c=active, cmap="tab10", vmin=0,
+                   vmax=9)  # fmt: skip
+        ax.set_xlabel(f"observation[{i}]")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("active component (argmax ρ)")
+    axes[0][0].set_yticks(range(episodes[0]["rho"].shape[1]))
+    fig.suptitle(f"active component by observation ({active.size} steps)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_csv(episodes: list[dict], path: Path) -> Path:
     obs_dim, act_dim = episodes[0]["obs"].shape[1], episodes[0]["action"].shape[1]
     num = episodes[0]["rho"].shape[1]
@@ -198,7 +223,8 @@ def inspect_run(
         title = f"{env_id}, episode {k}: return {np.sum(e['reward']):.1f}, {len(e['reward'])} steps"
         files.append(plot_weights(e, title, out / f"weights_episode{k}.png"))
     usage_png, usage = plot_usage(eps, out / "component_usage.png")
-    files += [usage_png, write_csv(eps, out / "weights.csv")]
+    files += [usage_png, plot_component_by_obs(eps, out / "component_by_observation.png")]
+    files.append(write_csv(eps, out / "weights.csv"))
     if render:
         for k, e in enumerate(eps):
             if not e["frames"] or e["frames"][0] is None:
