@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -114,7 +115,8 @@ FLAGS = [
     "--resume", "--run-dir", "--bogus", "--sac.nope", "-x",
 ]  # fmt: skip
 TOKENS = ["0", "-1", "1", "3", "8", "nan", "inf", "abc", "", "1e9", "0.5", "True", "td3",
-          "paper", "Pendulum-v1", "/nonexistent/run"]  # fmt: skip
+          "paper", "Pendulum-v1", "blocked/run"]  # fmt: skip
+# Relative paths (--run-dir 8, --resume blocked/run) resolve inside a fresh temp directory.
 
 
 @st.composite
@@ -131,18 +133,22 @@ def argv_lists(draw):
 @given(extra=argv_lists())
 def test_fuzzed_command_lines_run_or_are_refused_clearly(extra):
     tmp = Path(tempfile.mkdtemp())
+    (tmp / "blocked").write_text("")  # a file: blocked/run cannot be created
+    cwd = os.getcwd()
     base = ["train", "--total-steps", "10", "--warmup-steps", "4", "--eval-interval", "10",
             "--eval-episodes", "1", "--log-interval", "5", "--no-progress",
             "--sac.hidden", "8", "--sac.batch-size", "4", "--td3.hidden", "8",
             "--td3.batch-size", "4", "--run-dir", str(tmp / "run")]  # fmt: skip
     err, out = io.StringIO(), io.StringIO()
     try:
+        os.chdir(tmp)
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
             try:
                 code = main([*base, *extra])
             except SystemExit as e:
                 code = e.code
     finally:
+        os.chdir(cwd)
         shutil.rmtree(tmp, ignore_errors=True)
     text = err.getvalue()
     assert "Traceback" not in text
