@@ -132,6 +132,7 @@ def test_report_files_numbers_and_flags(tmp_path):
         "results.csv",
         "curves_Hopper-v5_300000.png",
         "curves_Walker2d-v5_2000.png",
+        "curves_all.png",
         "ablation_num_components_Walker2d-v5_2000.png",
         "ablation_tau_q_Walker2d-v5_2000.png",
     ):

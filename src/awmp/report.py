@@ -9,8 +9,9 @@ variant lists the algorithm hyperparameters that differ from the run's preset (e
   interquartile mean with a 95% percentile-bootstrap CI), published reference figures where task
   and budget match, and every incomplete or unreadable run with the reason;
 - `results.csv`: the same numbers, one row per group;
-- `curves_<env>_<budget>.png`: learning curves of the default variants, mean ± half a standard
-  deviation over seeds (the paper's Fig. 3 style), with published reference lines;
+- `curves_<env>_<budget>.png`: learning curves of the default variants (and other presets),
+  mean ± half a standard deviation over seeds (the paper's Fig. 3 style), with published
+  reference lines; `curves_all.png`: every task side by side;
 - `ablation_<field>_<env>_<budget>.png`: SAC-AWMP runs that differ from the default only in
   `num_components` (Fig. 4) or `tau_q` (Fig. 5).
 
@@ -313,11 +314,11 @@ def _plt():
     return plt
 
 
-def _draw_curve(ax, runs: list[Run], label: str) -> None:
+def _draw_curve(ax, runs: list[Run], label: str, color=None) -> None:
     steps, mean, std, _ = curve(runs)
     partial = sum(not r.complete for r in runs)
     count = f"n={len(runs) - partial}" + (f" + {partial} partial" if partial else "")
-    (line,) = ax.plot(steps, mean, label=f"{label} ({count})")
+    (line,) = ax.plot(steps, mean, label=f"{label} ({count})", color=color)
     # The paper's Fig. 3: mean ± half a standard deviation over seeds.
     ax.fill_between(steps, mean - 0.5 * std, mean + 0.5 * std, alpha=0.2, color=line.get_color())
 
@@ -337,30 +338,56 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-." else "_" for c in text)
 
 
+def _task_axes(ax, items, refs, env: str, budget: int, colors: dict) -> None:
+    for label, runs in items:
+        _draw_curve(ax, runs, label, colors[label])
+    for ref in matching_references(refs, env, budget):
+        ax.axhline(ref["return_mean"], ls="--", lw=0.8, color="gray")
+        ax.annotate(
+            f"{ref['algo']} {ref['env']}-{ref['env_version']}: {ref['source']}",
+            (0, ref["return_mean"]),
+            xycoords=("axes fraction", "data"),
+            fontsize=6,
+            color="gray",
+            va="bottom",
+        )
+
+
 def plot_learning_curves(groups, refs, out: Path) -> list[Path]:
-    """One figure per (env, budget) with every algorithm's default variant."""
+    """One figure per (env, budget) with every algorithm's default variant (and presets other
+    than `paper`), and with two or more tasks also all of them side by side (Fig. 3 layout)."""
     plt = _plt()
     by_task: dict[tuple[str, int], list] = defaultdict(list)
     for (env, algo, variant, budget), runs in groups.items():
-        if variant == "":
-            by_task[(env, budget)].append((algo, runs))
+        if set(runs[0].variant_fields) <= {"preset"}:
+            by_task[(env, budget)].append((f"{algo} ({variant})" if variant else algo, runs))
+    labels = sorted({label for items in by_task.values() for label, _ in items})
+    colors = {label: f"C{i % 10}" for i, label in enumerate(labels)}  # one colour per algorithm
     written = []
     for (env, budget), items in sorted(by_task.items()):
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        for algo, runs in items:
-            _draw_curve(ax, runs, algo)
-        for ref in matching_references(refs, env, budget):
-            ax.axhline(ref["return_mean"], ls="--", lw=0.8, color="gray")
-            ax.annotate(
-                f"{ref['algo']} {ref['env']}-{ref['env_version']}: {ref['source']}",
-                (0, ref["return_mean"]),
-                xycoords=("axes fraction", "data"),
-                fontsize=6,
-                color="gray",
-                va="bottom",
-            )
+        _task_axes(ax, items, refs, env, budget, colors)
         path = out / f"curves_{_slug(env)}_{budget}.png"
         _finish(ax, fig, f"{env}, {budget:,} steps", path)
+        written.append(path)
+    if len(by_task) >= 2:
+        n = len(by_task)
+        cols = min(n, 2)
+        rows = (n + cols - 1) // cols
+        fig, axes = plt.subplots(rows, cols, figsize=(6.0 * cols, 4.0 * rows), squeeze=False)
+        for ax, ((env, budget), items) in zip(axes.flat, sorted(by_task.items())):
+            _task_axes(ax, items, refs, env, budget, colors)
+            ax.set_title(f"{env}, {budget:,} steps")
+            ax.set_xlabel("environment steps")
+            ax.set_ylabel("return (mean ± ½ std)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        for ax in list(axes.flat)[n:]:
+            ax.set_visible(False)
+        fig.tight_layout()
+        path = out / "curves_all.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
         written.append(path)
     return written
 
