@@ -32,7 +32,10 @@ def fake_run(
     cfg = preset("paper")
     cfg.env, cfg.algo, cfg.seed, cfg.total_steps = env, algo, seed, budget
     for k, v in awmp_fields.items():
-        setattr(cfg.awmp, k, v)
+        if k == "warmup_steps":
+            cfg.warmup_steps = v
+        else:
+            setattr(cfg.awmp, k, v)
     d = root / name
     d.mkdir(parents=True)
     (d / "config.json").write_text(json.dumps({"config": to_dict(cfg)}))
@@ -109,6 +112,8 @@ def test_report_files_numbers_and_flags(tmp_path):
     for o in (2, 4, 8):
         for seed in range(2):
             fields = {} if o == 4 else {"num_components": o}
+            if o == 8 and seed == 1:
+                fields["warmup_steps"] = 500  # differs within the group: flagged
             fake_run(
                 runs,
                 f"walk/o{o}/s{seed}",
@@ -157,6 +162,8 @@ def test_report_files_numbers_and_flags(tmp_path):
     # Only one tau_Q run (seed 0) while the other Walker2d groups have seeds 0 and 1.
     assert "Walker2d-v5 sac-awmp tau_q=0.1 (2,000 steps): missing seeds 1" in incomplete
     assert "sac-awmp num_components=8 (2,000 steps): missing" not in incomplete
+    assert "num_components=8 (2,000 steps): runs differ in warmup_steps (10000, 500)" in incomplete
+    assert "num_components=2 (2,000 steps): runs differ" not in incomplete
     # Published TD3 figures at 300k steps on Hopper match task and budget; none at 2000 steps.
     refs = md.split("## Published reference figures")[1].split("\n## ")[0]
     assert "TD3 authors' learning curves" in refs and "2410.0 ± 900.0" in refs

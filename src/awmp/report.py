@@ -38,6 +38,11 @@ RUN_FILES = ("config.json", "eval.csv", "summary.json")
 ALGO_SECTION = {"sac": "sac", "sac-awmp": "awmp", "td3": "td3"}
 REFERENCE_ALGO = {"sac": "SAC", "td3": "TD3", "sac-awmp": "SAC-AWMP"}
 ABLATIONS = ("num_components", "tau_q")  # paper Fig. 4 and Fig. 5
+# Loop fields that may differ within a group (the rest, e.g. warmup_steps, must not: flagged).
+SETUP_IGNORED = (
+    "seed", "run_dir", "progress", "resume", "checkpoint_interval", "keep_checkpoints",
+    "log_interval", "algo", "env", "total_steps", "preset",
+)  # fmt: skip
 ABLATION_TITLES = {"num_components": "O (Fig. 4)", "tau_q": "τ_Q (Fig. 5)"}
 
 
@@ -97,6 +102,7 @@ class Run:
     returns: np.ndarray  # evaluation return means
     complete: bool
     problem: str  # why the run is incomplete ("" when complete)
+    setup: dict = dataclasses.field(default_factory=dict)  # the loop's own config fields
 
     @property
     def final(self) -> float:
@@ -209,6 +215,11 @@ def read_run(path: Path) -> Run | Unreadable:
         returns=rets,
         complete=not problem,
         problem=problem,
+        setup={
+            k: _normalise(v)
+            for k, v in config.items()
+            if not isinstance(v, dict) and k not in SETUP_IGNORED
+        },
     )
 
 
@@ -431,8 +442,9 @@ def _iqm_text(value: float, ci: tuple[float, float]) -> str:
 
 
 def seed_notes(groups: dict[GroupKey, list[Run]]) -> list[str]:
-    """Seeds a group lacks that other groups of its task and budget have (a missing run), and
-    seeds that appear twice in a group (both enter its statistics)."""
+    """Seeds a group lacks that other groups of its task and budget have (a missing run),
+    seeds that appear twice in a group (both enter its statistics), and loop settings (e.g.
+    warmup_steps, eval_episodes) that differ between the runs of a group."""
     seeds_by_task: dict[tuple[str, int], set[int]] = defaultdict(set)
     for (env, _, _, budget), runs in groups.items():
         seeds_by_task[(env, budget)].update(r.seed for r in runs)
@@ -447,6 +459,10 @@ def seed_notes(groups: dict[GroupKey, list[Run]]) -> list[str]:
         dup = sorted({s for s in seeds if seeds.count(s) > 1})
         if dup:
             notes.append(f"{name}: seeds {', '.join(map(str, dup))} appear more than once")
+        for field in sorted({k for r in runs for k in r.setup}):
+            values = {repr(r.setup.get(field)) for r in runs}
+            if len(values) > 1:
+                notes.append(f"{name}: runs differ in {field} ({', '.join(sorted(values))})")
     return notes
 
 
