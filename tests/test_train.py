@@ -49,7 +49,7 @@ def test_smoke_run_updates_and_writes_run_dir(tiny_cfg):
     assert [int(r["step"]) for r in evals] == [150, 300]
     train_rows = _rows(run_dir / "train.csv")
     assert [int(r["step"]) for r in train_rows] == [100, 200, 300]
-    assert train_rows[0]["q_loss"] == ""  # no update yet during warm-up
+    assert all(np.isfinite(float(r["q_loss"])) for r in train_rows)  # first update at step 100
     assert np.isfinite(float(train_rows[-1]["q_loss"]))
     assert summary["final_eval_return"] == pytest.approx(float(evals[-1]["return_mean"]))
     assert json.loads((run_dir / "summary.json").read_text())["steps_done"] == 300

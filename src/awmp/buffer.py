@@ -45,8 +45,9 @@ class ReplayBuffer:
         missing = self.data.keys() - transition.keys()
         extra = transition.keys() - self.data.keys()
         if missing or extra:
-            raise KeyError(f"transition fields mismatch: missing {sorted(missing)}, "
-                           f"unknown {sorted(extra)}")
+            raise KeyError(
+                f"transition fields mismatch: missing {sorted(missing)}, unknown {sorted(extra)}"
+            )
         for name, value in transition.items():
             self.data[name][self.pos] = value
         self.pos = (self.pos + 1) % self.capacity
@@ -61,7 +62,9 @@ class ReplayBuffer:
             raise ValueError("cannot sample from an empty replay buffer")
         return self._gather(rng.integers(0, self.size, size=batch_size))
 
-    def recent_indices(self, rng: np.random.Generator, shape: tuple[int, ...], m: int) -> np.ndarray:
+    def recent_indices(
+        self, rng: np.random.Generator, shape: tuple[int, ...], m: int
+    ) -> np.ndarray:
         """Indices drawn uniformly from the most recent min(m, size) transitions."""
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay buffer")

@@ -17,7 +17,7 @@ PRESETS = ("paper", "reference-code")
 
 
 class ConfigError(ValueError):
-    """An invalid configuration value; the message names the field, the value and what is allowed."""
+    """An invalid configuration value; the message names the field, value and allowed range."""
 
 
 @dataclass
@@ -35,7 +35,7 @@ class SACConfig:
     gamma: float = 0.99
     """Discount factor, in (0, 1] (paper Table 2: 0.99)."""
     alpha: float = 0.2
-    """Entropy temperature alpha; the initial value when `learn_alpha` is on (paper Table 1: 0.2)."""
+    """Entropy temperature alpha; the initial value with `learn_alpha` (paper Table 1: 0.2)."""
     learn_alpha: bool = False
     """Learn alpha towards a target entropy of -act_dim (Haarnoja et al. 2018b)."""
 
@@ -83,7 +83,7 @@ class AWMPConfig:
     sigma: float = 0.04
     """Perturbation scale of the prior's regulariser (Table 3: noise for MI regularisation)."""
     zeta: float = 0.1
-    """Coefficient zeta of the MI in eq. 5 (Table 3: 0.1); negative reproduces the reference code."""
+    """Coefficient zeta of the MI in eq. 5 (Table 3: 0.1); < 0 reproduces the reference code."""
     c_marg: float = 1.0
     """Weight of the marginal entropy in the MI, eq. 6 (1.0; the reference code uses 4)."""
     recon_coef: float = 0.0
@@ -236,9 +236,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if isinstance(a, SACConfig):
         _check(0 < a.tau <= 1, "sac.tau", a.tau, "in (0, 1]")
         _check(a.alpha >= 0 and math.isfinite(a.alpha), "sac.alpha", a.alpha, "finite and >= 0")
-        _check(
-            not (a.learn_alpha and a.alpha <= 0), "sac.alpha", a.alpha, "> 0 with learn_alpha"
-        )
+        _check(not (a.learn_alpha and a.alpha <= 0), "sac.alpha", a.alpha, "> 0 with learn_alpha")
     elif isinstance(a, TD3Config):
         _check(0 < a.tau <= 1, "td3.tau", a.tau, "in (0, 1]")
         _check(a.policy_noise >= 0, "td3.policy_noise", a.policy_noise, ">= 0")

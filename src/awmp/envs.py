@@ -31,9 +31,7 @@ def check_spaces(env_id: str, env: gym.Env) -> EnvSpec:
     """Refuse spaces the algorithms cannot handle; return the flat dimensions."""
     act, obs = env.action_space, env.observation_space
     if not isinstance(act, gym.spaces.Box):
-        raise EnvError(
-            f"{env_id}: only Box (continuous) action spaces are supported, got {act}"
-        )
+        raise EnvError(f"{env_id}: only Box (continuous) action spaces are supported, got {act}")
     if not (np.all(np.isfinite(act.low)) and np.all(np.isfinite(act.high))):
         raise EnvError(
             f"{env_id}: only bounded Box action spaces are supported, got low={act.low}, "

@@ -133,5 +133,7 @@ class PriorNet(nn.Module):
     def __call__(self, obs: jax.Array, action: jax.Array) -> tuple[jax.Array, jax.Array | None]:
         x = jnp.concatenate([obs, action], axis=-1)
         logits = MLP(self.hidden, self.num_components)(x)
-        recon = MLP(tuple(reversed(self.hidden)), self.recon_dim)(logits) if self.recon_dim else None
+        recon = (
+            MLP(tuple(reversed(self.hidden)), self.recon_dim)(logits) if self.recon_dim else None
+        )
         return logits, recon

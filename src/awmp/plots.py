@@ -32,8 +32,9 @@ def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None) -> P
         title = f"{c['algo']} on {c['env']} (seed {c['seed']})"
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(steps, mean, marker="o", ms=3)
-    ax.fill_between(steps, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
-                    alpha=0.25)
+    ax.fill_between(
+        steps, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)], alpha=0.25
+    )
     ax.set_xlabel("environment steps")
     ax.set_ylabel("evaluation return (mean ± std)")
     ax.set_title(title)
