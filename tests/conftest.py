@@ -73,3 +73,23 @@ def tiny_cfg(tmp_path):
         return small_config(**overrides)
 
     return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_compile_cache(tmp_path_factory):
+    """The persistent XLA compile cache (tests/reliability.py) for the whole session.
+
+    Many tests train the same tiny configurations; reusing the identical executables cuts the
+    suite's compile time and changes no number.
+    """
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+    from reliability import _OPTIONS, cache_dir
+
+    old = {k: getattr(jax.config, k) for k in _OPTIONS}
+    for k, v in {**_OPTIONS, "jax_compilation_cache_dir": cache_dir(tmp_path_factory)}.items():
+        jax.config.update(k, v)
+    compilation_cache.reset_cache()
+    yield
+    for k, v in old.items():
+        jax.config.update(k, v)
