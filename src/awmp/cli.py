@@ -39,6 +39,8 @@ def parse_train_config(argv: list[str]):
     """Build a TrainConfig from CLI flags: preset first, then every flag overrides it."""
     from awmp.config import ALGOS, PRESETS, preset
 
+    argv = _split_seed_list(argv)
+
     pre = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     pre.add_argument("--algo", default="sac")
     pre.add_argument("--preset", default="paper")
@@ -69,6 +71,19 @@ def parse_train_config(argv: list[str]):
 
 class _UsageError(Exception):
     pass
+
+
+def _split_seed_list(argv: list[str]) -> list[str]:
+    """`--seeds 0,1,2` (or `--seeds=0,1,2`) as tyro's `--seeds 0 1 2`."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg.startswith("--seeds="):
+            out += ["--seeds", *arg.split("=", 1)[1].split(",")]
+        elif i > 0 and argv[i - 1] == "--seeds" and "," in arg:
+            out += [x for x in arg.split(",") if x]
+        else:
+            out.append(arg)
+    return out
 
 
 def _tyro_cli(*args, **kwargs):

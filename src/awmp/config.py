@@ -126,6 +126,11 @@ class TrainConfig:
     """Gymnasium environment id with a bounded Box action space (e.g. Hopper-v5)."""
     seed: int = 0
     """Random seed of the agent, the training env and (offset) the evaluation env."""
+    seeds: tuple[int, ...] = ()
+    """Train these seeds together in one process, e.g. --seeds 0,1,2,3,4 (then `seed` is unused):
+    one agent, env, buffer and generator per seed, exactly as `--seed s` alone, with one vmapped
+    update per step; one run directory per seed, <run-dir>/seed<s> or (no --run-dir)
+    runs/<env>/<algo>/seed<s>-<timestamp> (README "Many seeds")."""
     total_steps: int = 1_000_000
     """Environment steps to train for."""
     preset: Literal["paper", "reference-code"] = "paper"
@@ -207,6 +212,13 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     _check(cfg.preset in PRESETS, "preset", cfg.preset, f"one of {', '.join(PRESETS)}")
     _check(isinstance(cfg.env, str) and cfg.env != "", "env", cfg.env, "a Gymnasium env id")
     _check(0 <= cfg.seed < 2**31, "seed", cfg.seed, "an integer in [0, 2^31)")
+    _check(
+        all(isinstance(s, int) and 0 <= s < 2**31 for s in cfg.seeds)
+        and len(set(cfg.seeds)) == len(cfg.seeds),
+        "seeds",
+        tuple(cfg.seeds),
+        "distinct integers in [0, 2^31)",
+    )
     _check(cfg.total_steps >= 1, "total_steps", cfg.total_steps, ">= 1")
     _check(cfg.warmup_steps >= 0, "warmup_steps", cfg.warmup_steps, ">= 0")
     _check(cfg.buffer_size >= 1, "buffer_size", cfg.buffer_size, ">= 1")
@@ -310,4 +322,5 @@ def from_dict(d: dict) -> TrainConfig:
     awmp.prior_hidden = tuple(awmp.prior_hidden)
     awmp.policy_hidden = tuple(awmp.policy_hidden)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
+    d["seeds"] = tuple(d.get("seeds", ()))
     return TrainConfig(**{k: v for k, v in d.items() if k in known}, sac=sac, awmp=awmp, td3=td3)

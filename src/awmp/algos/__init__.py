@@ -27,8 +27,15 @@ class Agent:
         is split inside, extras are stored in the buffer with the transition (e.g. log_mu).
     act_deterministic(state, obs) -> action: evaluation.
     update(state, batch) -> (state, metrics): one gradient step.
-    hook(state, env_step, buffer, rng) -> (state, metrics | None): called by the loop after
-        every environment step (SAC-AWMP's prior burst); None when it has nothing to do.
+    hook_draw(env_step, buffer, rng, grad_steps) -> data | None: the host side of an algorithm
+        hook (SAC-AWMP's prior burst), called by the loop after every environment step, once per
+        seed with that seed's buffer and NumPy generator; None when there is nothing to do.
+        grad_steps: gradient steps taken so far (the loop's count, so the host never waits on
+        the device).
+    hook_apply(state, data) -> (state, metrics): the hook's pure, jittable part; the loop vmaps
+        it over seeds (data stacked on a leading seed axis).
+    hook(state, env_step, buffer, rng) -> (state, metrics | None): draw + jitted apply on one
+        unstacked state, metrics as floats (for tools and tests).
     """
 
     name: str
@@ -38,6 +45,8 @@ class Agent:
     update: Callable[[State, Batch], tuple[State, dict]]
     extra_fields: dict[str, tuple[int, ...]] = field(default_factory=dict)
     warmup_extras: Callable[[np.ndarray], dict] = lambda action: {}
+    hook_draw: Callable[..., Any] | None = None
+    hook_apply: Callable[[State, Any], tuple[State, dict]] | None = None
     hook: Callable[..., tuple[State, dict | None]] | None = None
     hook_metric_names: tuple[str, ...] = ()
 

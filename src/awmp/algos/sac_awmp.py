@@ -465,29 +465,42 @@ class AWMP:
             names.append("prior_recon")
         return tuple(names)
 
-    def make_hook(self):
-        """The loop's per-step hook: a prior burst every `prior_interval` environment steps.
+    def draw_prior_data(
+        self, env_step: int, buffer: ReplayBuffer, rng: np.random.Generator, grad_steps: int
+    ) -> dict[str, np.ndarray] | None:
+        """The host side of the loop's hook: a prior burst's data every `prior_interval` steps.
 
-        Bursts are skipped until the first gradient step has been taken (i.e. during random
-        warm-up): before that Qbar and Vbar are their random initialisation, so the advantages
-        of eq. 19 that weight eq. 10-11 would be noise. The recent window may still contain
-        warm-up transitions, with their uniform log mu.
+        Returns obs (K, B_on, s), action (K, B_on, d), log_mu (K, B_on) drawn from the most
+        recent M transitions with the loop's generator `rng`, or None when no burst is due.
+        Bursts are skipped until the first gradient step has been taken (grad_steps == 0, i.e.
+        during random warm-up): before that Qbar and Vbar are their random initialisation, so
+        the advantages of eq. 19 that weight eq. 10-11 would be noise. The recent window may
+        still contain warm-up transitions, with their uniform log mu.
         """
         cfg = self.cfg
+        if cfg.prior_steps == 0 or env_step % cfg.prior_interval != 0 or len(buffer) == 0:
+            return None
+        if grad_steps == 0:  # still in warm-up: no gradient step yet
+            return None
+        # All prior_steps x B_on indices at once from the most recent M transitions.
+        idx = buffer.recent_indices(
+            rng, (cfg.prior_steps, cfg.prior_batch_size), cfg.prior_interval
+        )
+        return {name: buffer.data[name][idx] for name in ("obs", "action", "log_mu")}
+
+    def make_hook(self):
+        """`draw_prior_data` + the jitted `prior_burst` on one state (Agent.hook, for tools)."""
         burst = jax.jit(self.prior_burst)
 
         def hook(
             state: AWMPState, env_step: int, buffer: ReplayBuffer, rng: np.random.Generator
         ) -> tuple[AWMPState, dict | None]:
+            cfg = self.cfg
             if cfg.prior_steps == 0 or env_step % cfg.prior_interval != 0 or len(buffer) == 0:
+                return state, None  # no burst due: do not read state.step from the device
+            data = self.draw_prior_data(env_step, buffer, rng, int(state.step))
+            if data is None:
                 return state, None
-            if int(state.step) == 0:  # still in warm-up: no gradient step yet
-                return state, None
-            # All prior_steps x B_on indices at once from the most recent M transitions.
-            idx = buffer.recent_indices(
-                rng, (cfg.prior_steps, cfg.prior_batch_size), cfg.prior_interval
-            )
-            data = {name: buffer.data[name][idx] for name in ("obs", "action", "log_mu")}
             state, metrics = burst(state, data)
             return state, {k: float(v) for k, v in jax.device_get(metrics).items()}
 
@@ -504,6 +517,8 @@ class AWMP:
             update=self.update,
             extra_fields={"log_mu": ()},
             warmup_extras=lambda action: {"log_mu": log_mu_warmup},
+            hook_draw=self.draw_prior_data,
+            hook_apply=self.prior_burst,
             hook=self.make_hook(),
             hook_metric_names=self.hook_metric_names(),
         )
