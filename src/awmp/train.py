@@ -69,7 +69,10 @@ class DivergenceError(RuntimeError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """SIGINT/SIGTERM stopped the run after a step; `checkpoint` is None if none was written."""
+    """SIGINT/SIGTERM stopped the run after a step; `checkpoint` is None if none was written.
+
+    `run_dir`: the run directory, or the list of them for a multi-seed run (`seeds`).
+    """
 
     def __init__(self, run_dir: Path, step: int, signum: int, ckpt: Path | None) -> None:
         super().__init__(str(run_dir))
