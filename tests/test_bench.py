@@ -39,3 +39,18 @@ def test_sac_flop_count_matches_xla_cost_analysis(obs_dim, act_dim, hidden, batc
 
 def test_matmul_rate_is_positive():
     assert matmul_rate(8, sac_update_shapes(3, 1, (16,)), seconds=0.05) > 0
+
+
+def test_prior_burst_timing_runs_a_real_burst():
+    """The amortised SAC-AWMP figure needs a burst that really runs (not a skipped hook)."""
+    from awmp.bench import _prior_burst_seconds
+    from awmp.config import preset
+
+    cfg = preset("paper")
+    cfg.algo, cfg.env = "sac-awmp", "Pendulum-v1"
+    cfg.awmp.hidden, cfg.awmp.policy_hidden, cfg.awmp.prior_hidden = (16,), (16,), (16,)
+    cfg.awmp.prior_interval, cfg.awmp.prior_steps = 200, 400
+    assert _prior_burst_seconds(cfg) > 0
+    cfg.awmp.prior_steps = 0  # nothing to draw: the timing must refuse, not report ~0 s
+    with pytest.raises(RuntimeError, match="no prior burst was drawn"):
+        _prior_burst_seconds(cfg)
