@@ -59,8 +59,9 @@ def small_config(algo: str = "sac", env: str = "Pendulum-v1", **overrides) -> Tr
     cfg.eval_episodes = 1
     cfg.log_interval = 100
     cfg.progress = False
-    cfg.sac.hidden = (32, 32)
-    cfg.sac.batch_size = 16
+    for section in (cfg.sac, cfg.td3):
+        section.hidden = (32, 32)
+        section.batch_size = 16
     for k, v in overrides.items():
         setattr(cfg, k, v)
     return cfg

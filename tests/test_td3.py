@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import small_config
 
 from awmp.algos import td3
 from awmp.config import ConfigError, TD3Config, preset, validate
@@ -164,21 +165,7 @@ def test_td3_config_validation():
 
 
 def _td3_config(tmp_path, name: str, **overrides):
-    cfg = preset("paper")
-    cfg.algo = "td3"
-    cfg.env = "Pendulum-v1"
-    cfg.total_steps = 300
-    cfg.warmup_steps = 100
-    cfg.eval_interval = 150
-    cfg.eval_episodes = 1
-    cfg.log_interval = 100
-    cfg.progress = False
-    cfg.td3.hidden = (32, 32)
-    cfg.td3.batch_size = 16
-    cfg.run_dir = str(tmp_path / name)
-    for k, v in overrides.items():
-        setattr(cfg, k, v)
-    return cfg
+    return small_config(algo="td3", run_dir=str(tmp_path / name), **overrides)
 
 
 def _load_state(run_dir):
