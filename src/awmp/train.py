@@ -510,13 +510,16 @@ def _run(members: list[TrainConfig], run_dirs: list[Path], envs, eval_envs, spec
         state, metrics = update_burst(state, batches)
         return state, metrics, _guard_update(guard, metrics, names, step)
 
-    # Every device call takes and returns all seeds at once (leading axis n).
-    train_step = jax.jit(_over_seeds(one_train_step, n, (0, 0, 0, 0, None)))
-    update_only = jax.jit(_over_seeds(one_update_only, n, (0, 0, 0, None)))
-    act = jax.jit(_over_seeds(agent.act, n, (0, 0)))
+    # Every device call takes and returns all seeds at once (leading axis n). The agent state
+    # and the guard are donated: the step updates them in place instead of allocating anew.
+    train_step = jax.jit(_over_seeds(one_train_step, n, (0, 0, 0, 0, None)), donate_argnums=(0, 3))
+    update_only = jax.jit(_over_seeds(one_update_only, n, (0, 0, 0, None)), donate_argnums=(0, 2))
+    act = jax.jit(_over_seeds(agent.act, n, (0, 0)), donate_argnums=0)
     nan_report = jax.jit(_over_seeds(_nan_report, n, (0,)))
     hook_apply = (
-        jax.jit(_over_seeds(agent.hook_apply, n, (0, 0))) if agent.hook_apply is not None else None
+        jax.jit(_over_seeds(agent.hook_apply, n, (0, 0)), donate_argnums=0)
+        if agent.hook_apply is not None
+        else None
     )
 
     def dev(tree):  # host arrays with a leading seed axis -> what the device functions take
@@ -525,6 +528,12 @@ def _run(members: list[TrainConfig], run_dirs: list[Path], envs, eval_envs, spec
     def host(tree):  # device outputs -> NumPy with a leading seed axis
         tree = jax.device_get(tree)
         return tree if n > 1 else jax.tree.map(lambda x: np.asarray(x)[None], tree)
+
+    def host_pending(a, ex) -> tuple[np.ndarray, dict]:  # the hot path's one transfer
+        if n > 1:
+            return jax.device_get((a, ex))
+        a, ex = jax.device_get((a, ex))
+        return a[None], {k: v[None] for k, v in ex.items()}
 
     guard = dev(
         {
@@ -602,6 +611,10 @@ def _run(members: list[TrainConfig], run_dirs: list[Path], envs, eval_envs, spec
     interrupted_by: int | None = None
 
     def sample_batches() -> dict:
+        if n == 1:  # no seed axis to stack: the batch goes to the device as sampled
+            s = seeds[0]
+            batch = s.buffer.sample(s.rng, updates * batch_size)
+            return {k: v.reshape(updates, batch_size, *v.shape[1:]) for k, v in batch.items()}
         per_seed = []
         for s in seeds:
             batch = s.buffer.sample(s.rng, updates * batch_size)
@@ -812,8 +825,10 @@ def _run(members: list[TrainConfig], run_dirs: list[Path], envs, eval_envs, spec
         else:
             s.obs = next_obs
 
-    def obs_batch() -> jax.Array:
-        return jnp.asarray(dev(np.stack([s.obs for s in seeds])[:, None]))  # (n, 1, obs_dim)
+    def obs_batch() -> np.ndarray:  # (n, 1, obs_dim); NumPy: jit transfers it, no eager op
+        if n == 1:
+            return seeds[0].obs[None]
+        return np.stack([s.obs for s in seeds])[:, None]
 
     from awmp.progress import TrainProgress
 
@@ -829,7 +844,7 @@ def _run(members: list[TrainConfig], run_dirs: list[Path], envs, eval_envs, spec
                     if pending is None:
                         state, a, ex = act(state, obs_batch())
                         pending = (a, ex)
-                    actions, extras = host(pending)  # one transfer for all seeds
+                    actions, extras = host_pending(*pending)  # one transfer for all seeds
                     pending = None
                     for i, s in enumerate(seeds):
                         observe(s, actions[i, 0], {k: v[i, 0] for k, v in extras.items()}, t)
