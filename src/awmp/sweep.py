@@ -171,6 +171,13 @@ def _exit_reason(code: int, log_path: Path, run_dir: Path) -> str:
     return f"{what}: {last[:300]}" if last else what
 
 
+def classify(code: int) -> str:
+    """An attempt's exit code -> done | failed (not worth a retry) | retry."""
+    if code == 0:
+        return "done"
+    return "failed" if code in NO_RETRY else "retry"
+
+
 class Attempt:
     """One subprocess training (or resuming) one cell; poll() until it returns an outcome."""
 
@@ -225,12 +232,8 @@ class Attempt:
             return None
         self._log.close()
         run_dir = Path(self.spec.run_dir)
-        if code == 0:
-            outcome, reason = "done", ""
-        elif code in NO_RETRY:
-            outcome, reason = "failed", _exit_reason(code, self.log_path, run_dir)
-        else:
-            outcome, reason = "retry", _exit_reason(code, self.log_path, run_dir)
+        outcome = classify(code)
+        reason = "" if code == 0 else _exit_reason(code, self.log_path, run_dir)
         steps, ret = self.progress()
         entry = self.record["attempts"][-1]
         entry.update(
