@@ -225,8 +225,9 @@ class Attempt:
     def progress(self) -> tuple[int, float | None]:
         return read_progress(Path(self.spec.run_dir))
 
-    def poll(self) -> dict | None:
-        """None while running; then {"outcome": done|retry|failed, "reason", "code"}."""
+    def poll(self, stopped_by: int | None = None) -> dict | None:
+        """None while running; then {"outcome": done|retry|failed|stopped, "reason", "code"}.
+        `stopped_by`: the signal the sweep itself sent to stop it (outcome "stopped")."""
         code = self.proc.poll()
         if code is None:
             return None
@@ -234,6 +235,9 @@ class Attempt:
         run_dir = Path(self.spec.run_dir)
         outcome = classify(code)
         reason = "" if code == 0 else _exit_reason(code, self.log_path, run_dir)
+        if stopped_by is not None and code != 0:
+            outcome = "stopped"
+            reason = f"stopped by the sweep ({signal.Signals(stopped_by).name}, exit {code})"
         steps, ret = self.progress()
         entry = self.record["attempts"][-1]
         entry.update(
@@ -362,7 +366,7 @@ def plan(cells: list[Cell], out: Path, record_dir: Path, kill_hook: str | None =
     return jobs
 
 
-def summarize(jobs: list[Job], record_dir: Path) -> dict:
+def summarize(jobs: list[Job], record_dir: Path, max_retries: int) -> dict:
     """Final states from the attempts' records (both backends write the same ones)."""
     for job in jobs:
         if job.state in ("complete",) or job.initial == "diverged":
@@ -380,13 +384,17 @@ def summarize(jobs: list[Job], record_dir: Path) -> dict:
                 for t in tries
                 if t.get("outcome") != "done"
             )
-        elif tries and tries[-1].get("outcome") in ("failed", "retry"):
+        elif tries and (
+            tries[-1].get("outcome") == "failed"
+            or (tries[-1].get("outcome") == "retry" and len(tries) > max_retries)
+        ):
             job.state = "failed"
             n = len(tries)
             job.reason = tries[-1].get("reason", "") + (f" (after {n} attempts)" if n > 1 else "")
         elif tries:
             job.state = "partial"
-            job.reason = job.reason or "stopped before the end; re-run the sweep to resume it"
+            job.reason = tries[-1].get("reason") or "stopped before the end"
+            job.reason += "; re-run the sweep to resume it"
         else:
             job.state = "partial" if job.initial == "partial" else "not run"
             job.reason = job.reason or "not started (sweep stopped)"
@@ -479,11 +487,12 @@ def run_local(jobs: list[Job], workers: int, max_retries: int, log=print) -> boo
                 if result is None:
                     continue
                 del running[key]
-                if stop["signal"] is not None:
-                    break
                 if result["outcome"] == "done":
                     job.state = "resumed" if attempt.any_resumed() else "done"
-                    log(f"{job.state} {job.spec.rel}: last eval {job.last_return}")
+                    ret = "-" if job.last_return is None else f"{job.last_return:.1f}"
+                    log(f"{job.state} {job.spec.rel}: last eval {ret}")
+                elif result["outcome"] == "retry" and stop["signal"] is not None:
+                    job.state = "partial"
                 elif result["outcome"] == "retry" and attempt.number <= max_retries:
                     job.state = "retrying"
                     log(f"retry {job.spec.rel}: {result['reason']}")
@@ -500,7 +509,7 @@ def run_local(jobs: list[Job], workers: int, max_retries: int, log=print) -> boo
                 attempt.signal(signum)  # each checkpoints and exits
             for _, attempt in running.values():
                 attempt.wait(timeout=120)
-                attempt.poll()
+                attempt.poll(stopped_by=signum)
         if live is not None:
             live.update(_table(jobs, title()), refresh=True)
             live.stop()
@@ -692,7 +701,7 @@ def main(argv: list[str] | None = None) -> int:
     except SweepError as e:
         print(f"awmp: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    summary = summarize(jobs, record_dir)
+    summary = summarize(jobs, record_dir, args.max_retries)
     print_summary(summary, out=log)
     print(f"summary: {record_dir / 'summary.json'}; report: awmp report {out}", flush=True)
     if not finished:
