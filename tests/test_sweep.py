@@ -179,6 +179,19 @@ def test_outcomes_of_exit_codes():
         assert sweep.classify(code) == "retry"
 
 
+def test_exit_reasons(tmp_path):
+    log = tmp_path / "attempt.log"
+    log.write_text("some output\nawmp: error: cannot resume x: not writable\n")
+    assert sweep._exit_reason(-9, log, tmp_path) == "killed by SIGKILL"
+    assert sweep._exit_reason(2, log, tmp_path) == (
+        "exit code 2: awmp: error: cannot resume x: not writable"
+    )
+    (tmp_path / "diagnostic.json").write_text(
+        json.dumps({"kind": "divergence", "message": "training diverged: NaN", "step": 7})
+    )
+    assert sweep._exit_reason(3, log, tmp_path).startswith("diverged: training diverged: NaN")
+
+
 def test_diverged_cell_is_reported_not_rerun(grid, tmp_path, capsys):
     out = tmp_path / "runs"
     diverged = out / CELLS[0]
