@@ -1,4 +1,4 @@
-"""The `awmp` command: train | eval | demo.
+"""The `awmp` command: train | eval | demo | report | experiment | sweep | inspect | bench.
 
 A thin layer over the Python API (`awmp.train`, `awmp.load`): it parses, calls, and turns the
 project's own errors into one line on stderr and exit code 2, without a traceback.
@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-USAGE = """usage: awmp {train,eval,demo,report,experiment,inspect,bench} ...
+USAGE = """usage: awmp {train,eval,demo,report,experiment,sweep,inspect,bench} ...
 
   awmp train --algo sac --env Hopper-v5 --seed 0 --total-steps 1000000 --preset paper \\
              --eval-interval 5000 --eval-episodes 10 --run-dir runs/...
@@ -18,6 +18,8 @@ USAGE = """usage: awmp {train,eval,demo,report,experiment,inspect,bench} ...
   awmp demo          SAC-AWMP (O = 4) on Pendulum-v1 for 15,000 steps: learns in minutes
   awmp report RUNS_DIR... --out report/   tables and figures from run directories
   awmp experiment paper --budget 100000 --seeds 0,1 [--dry-run]   the paper's protocol
+  awmp sweep paper --backend local --workers 2   the same grid in parallel, with retries;
+             --backend ray [--address auto] on a Ray cluster (docs/CLUSTER.md)
   awmp inspect RUN_DIR --episodes 1 [--video]   gating and prior weights of a SAC-AWMP run
   awmp bench [--quick]  training steps/s side by side with SB3/SBX (docs/BENCHMARKS.md)
 
@@ -120,12 +122,26 @@ def cmd_train(argv: list[str]) -> int:
     from awmp.checkpoint import CheckpointError
     from awmp.config import ConfigError
     from awmp.envs import EnvError
-    from awmp.train import DivergenceError, RunDirError, train
+    from awmp.train import RunDirError
 
     try:
         cfg = parse_train_config(argv)
-        run_dir, summary = train(cfg)
     except (_UsageError, ConfigError, EnvError, RunDirError, CheckpointError) as e:
+        return _fail(str(e))
+    return run_train(cfg)
+
+
+def run_train(cfg) -> int:
+    """train(cfg) with `awmp train`'s exit codes (0, 2 bad input, 3 diverged, 130/143 stopped);
+    prints the summary as JSON on success. `awmp sweep` runs each cell through this."""
+    from awmp.checkpoint import CheckpointError
+    from awmp.config import ConfigError
+    from awmp.envs import EnvError
+    from awmp.train import DivergenceError, RunDirError, train
+
+    try:
+        run_dir, summary = train(cfg)
+    except (ConfigError, EnvError, RunDirError, CheckpointError) as e:
         return _fail(str(e))
     except DivergenceError as e:
         print(f"awmp: error: {e}", file=sys.stderr)
@@ -179,6 +195,12 @@ def cmd_experiment(argv: list[str]) -> int:
     return experiment_main(argv)
 
 
+def cmd_sweep(argv: list[str]) -> int:
+    from awmp.sweep import main as sweep_main
+
+    return sweep_main(argv)
+
+
 def cmd_inspect(argv: list[str]) -> int:
     from awmp.inspect import main as inspect_main
 
@@ -198,6 +220,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "report": cmd_report,
     "experiment": cmd_experiment,
+    "sweep": cmd_sweep,
     "inspect": cmd_inspect,
 }
 

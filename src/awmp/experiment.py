@@ -313,12 +313,8 @@ def _parse_sets(items: list[str]) -> dict:
     return sets
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="awmp experiment",
-        description="Run an experiment grid (e.g. the paper's protocol) sequentially; cells "
-        "already complete are skipped, so re-running continues where it stopped.",
-    )
+def add_grid_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
+    """The options that choose the cells (shared by `awmp experiment` and `awmp sweep`)."""
     p.add_argument("experiment", help="a shipped experiment name (paper) or a .toml file")
     p.add_argument("--budget", type=int, default=None, help="environment steps per run")
     p.add_argument("--seeds", default=None, help="comma-separated seeds, e.g. 0,1")
@@ -332,24 +328,42 @@ def main(argv: list[str] | None = None) -> int:
         help="override a config field in every cell, TOML value syntax "
         "(e.g. --set warmup_steps=1000 --set 'sac.hidden=[64,64]')",
     )
-    p.add_argument("--out", default=None, help="root of the run directories (runs/<name>)")
+    p.add_argument("--out", default=None, help=out_help)
     p.add_argument("--dry-run", action="store_true", help="list the cells and their status only")
-    args = p.parse_args(argv)
+
+
+def cells_from_args(args: argparse.Namespace) -> tuple[str, list[Cell]]:
+    """(experiment name, its cells) from add_grid_arguments' options; raises ExperimentError,
+    ConfigError or ValueError on bad input."""
 
     def csv_list(s):
         return [x.strip() for x in s.split(",") if x.strip()] if s else None
 
+    name, spec = load_experiment(args.experiment)
+    seeds = [int(s) for s in csv_list(args.seeds)] if args.seeds else None
+    if args.budget is not None and args.budget < 1:
+        raise ConfigError(f"invalid budget={args.budget}: must be >= 1")
+    cells = expand(
+        spec, args.budget, seeds, csv_list(args.envs), csv_list(args.only),
+        _parse_sets(args.set),
+    )  # fmt: skip
+    if not cells:
+        raise ExperimentError("the grid has no cells after --envs/--only")
+    return name, cells
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="awmp experiment",
+        description="Run an experiment grid (e.g. the paper's protocol) sequentially; cells "
+        "already complete are skipped, so re-running continues where it stopped. "
+        "`awmp sweep` runs the same grid in parallel, locally or on a Ray cluster.",
+    )
+    add_grid_arguments(p, out_help="root of the run directories (runs/<name>)")
+    args = p.parse_args(argv)
+
     try:
-        name, spec = load_experiment(args.experiment)
-        seeds = [int(s) for s in csv_list(args.seeds)] if args.seeds else None
-        if args.budget is not None and args.budget < 1:
-            raise ConfigError(f"invalid budget={args.budget}: must be >= 1")
-        cells = expand(
-            spec, args.budget, seeds, csv_list(args.envs), csv_list(args.only),
-            _parse_sets(args.set),
-        )  # fmt: skip
-        if not cells:
-            raise ExperimentError("the grid has no cells after --envs/--only")
+        name, cells = cells_from_args(args)
         out = Path(args.out) if args.out else Path("runs") / name
         print(f"experiment {name}: {len(cells)} cells, runs under {out}", flush=True)
         outcome = run_experiment(cells, out, args.dry_run, log=lambda m: print(m, flush=True))

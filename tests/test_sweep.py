@@ -1,0 +1,222 @@
+"""`awmp sweep`: a tiny grid on both backends, a trial killed mid-run, bad input.
+
+The grid (Pendulum-v1, SAC and TD3, seeds 0 and 1, 300 steps, tiny networks) runs once with
+the local backend and once on a local Ray instance started here; in each, the first attempt at
+one cell is killed with SIGKILL after step 200 (the sweep's test hook), after its checkpoint at
+step 100. Both sweeps must end with that cell resumed from step 100 and complete, the same run
+directories, bitwise the same final agents (a resumed run continues exactly), and the same
+`awmp report`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from reliability import assert_same_run, cache_dir
+
+from awmp import sweep
+from awmp.cli import main as cli_main
+
+TINY = """
+[defaults]
+seeds = [0, 1]
+total_steps = 300
+warmup_steps = 100
+eval_interval = 150
+eval_episodes = 1
+log_interval = 50
+checkpoint_interval = 100
+progress = false
+"sac.hidden" = [32, 32]
+"sac.batch_size" = 16
+"td3.hidden" = [32, 32]
+"td3.batch_size" = 16
+
+[[grid]]
+name = "main"
+envs = ["Pendulum-v1"]
+algos = ["sac", "td3"]
+"""
+CELLS = [
+    f"Pendulum-v1/{algo}/default/seed{seed}-300steps" for algo in ("sac", "td3") for seed in (0, 1)
+]
+KILLED = "Pendulum-v1/td3/default/seed0-300steps"
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("sweep") / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sweep_env(tmp_path_factory):
+    """The kill hook and the persistent XLA cache for the cells' subprocesses (and Ray's
+    workers, which inherit this environment when the test starts Ray)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(sweep._KILL_ENV, f"{KILLED}@200")
+        mp.setenv("JAX_COMPILATION_CACHE_DIR", cache_dir(tmp_path_factory))
+        mp.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+        mp.setenv("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+        mp.setenv("JAX_PLATFORMS", "cpu")
+        yield
+
+
+def _summary(out: Path) -> dict:
+    (path,) = out.glob(".sweep/*/summary.json")
+    return json.loads(path.read_text())
+
+
+def _check_sweep(out: Path) -> None:
+    """The killed cell was resumed from its checkpoint; every cell is complete."""
+    found = sorted(p.parent.relative_to(out).as_posix() for p in out.rglob("summary.json"))
+    assert [f for f in found if not f.startswith(".sweep")] == sorted(CELLS)
+    summary = _summary(out)
+    states = {c["cell"]: c for c in summary["cells"]}
+    assert summary["counts"] == {"done": 3, "resumed": 1}
+    killed = states[KILLED]
+    assert killed["state"] == "resumed" and killed["attempts"] == 2
+    assert killed["resumed"] == ["resume from step 100"]
+    assert "attempt 1: killed by SIGKILL" in killed["reason"]
+    (record_dir,) = out.glob(".sweep/*")
+    key = KILLED.replace("/", "__")
+    record = json.loads((record_dir / f"{key}.json").read_text())["attempts"]
+    assert [(a["start"], a["code"], a["steps"]) for a in record] == [
+        ("fresh", -9, 200),  # died after step 200 (train.csv was at 200)...
+        ("resume from step 100", 0, 300),  # ...and continued from its step-100 checkpoint
+    ]
+    second_log = (record_dir / f"{key}.attempt2.log").read_text()
+    assert f"resuming {out / KILLED} from step 100" in second_log
+    for cell in CELLS:
+        s = json.loads((out / cell / "summary.json").read_text())
+        assert s["steps_done"] == 300 and not s["interrupted"]
+
+
+@pytest.fixture(scope="module")
+def local_sweep(grid, sweep_env, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("local") / "runs"
+    rc = cli_main(["sweep", str(grid), "--out", str(out), "--workers", "2"])
+    assert rc == 0
+    return out
+
+
+def test_local_backend_resumes_killed_cell_and_skips_complete(local_sweep, grid, capsys):
+    _check_sweep(local_sweep)
+    # Re-running skips every cell: nothing is trained again.
+    mtimes = {c: (local_sweep / c / "summary.json").stat().st_mtime_ns for c in CELLS}
+    capsys.readouterr()
+    assert cli_main(["sweep", str(grid), "--out", str(local_sweep), "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "4 cells (4 complete, 0 partial, 0 new" in out and "sweep summary: 4 complete" in out
+    assert {c: (local_sweep / c / "summary.json").stat().st_mtime_ns for c in CELLS} == mtimes
+
+
+def test_ray_backend_same_runs_and_report(local_sweep, grid, sweep_env, tmp_path, capsys):
+    ray = pytest.importorskip("ray", reason="the cluster extra: pip install -e '.[cluster]'")
+    storage = tmp_path / "storage"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        rc = cli_main(["sweep", str(grid), "--backend", "ray", "--storage", str(storage)])
+    finally:
+        ray.shutdown()
+    assert rc == 0
+    out = storage / "tiny"  # the default --out: <storage>/<experiment name>
+    _check_sweep(out)
+    assert any((storage / "_ray").iterdir())  # Tune's own state stays under --storage
+    for cell in CELLS:
+        assert_same_run(local_sweep / cell, out / cell)
+    # `awmp report` aggregates both outputs alike: 2 groups of 2 seeds, the same numbers.
+    for runs in (local_sweep, out):
+        assert cli_main(["report", str(runs), "--out", str(runs.parent / "report")]) == 0
+    capsys.readouterr()
+    local_csv = (local_sweep.parent / "report" / "results.csv").read_text()
+    assert local_csv == (out.parent / "report" / "results.csv").read_text()
+    rows = list(csv.DictReader(io.StringIO(local_csv)))
+    assert sorted(r["algo"] for r in rows) == ["sac", "td3"]
+    assert all(r["seeds"] == "0 1" and r["incomplete"] == "0" for r in rows), rows
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--backend", "slurm"], "unknown backend 'slurm'; choose one of local, ray"),
+        (["--workers", "0"], "invalid --workers 0: must be >= 1"),
+        (["--max-retries", "-1"], "invalid --max-retries -1"),
+        (["--address", "auto"], "--address: only with --backend ray"),
+        (["--backend", "ray", "--workers", "2"], "--workers is for --backend local"),
+        (["--backend", "ray", "--cpus-per-run", "0"], "invalid --cpus-per-run 0.0"),
+        (["--backend", "ray", "--storage", "s3://bucket/runs"], "object stores"),
+        (["--budget", "0"], "invalid budget=0"),
+    ],
+)
+def test_bad_options_are_refused(grid, tmp_path, capsys, args, message):
+    assert cli_main(["sweep", str(grid), "--out", str(tmp_path / "o"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("awmp: error:") and message in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_ray_missing_says_how_to_install(grid, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    assert cli_main(["sweep", str(grid), "--backend", "ray", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'awmp[cluster]'" in err and "ray[tune]" in err
+
+
+def test_outcomes_of_exit_codes():
+    # A divergence (3) or bad input (2) would fail again the same way: not retried.
+    assert sweep.classify(0) == "done"
+    assert sweep.classify(3) == "failed" and sweep.classify(2) == "failed"
+    for code in (1, -9, 143, 130):  # crash, SIGKILL, SIGTERM (pre-empted), SIGINT
+        assert sweep.classify(code) == "retry"
+
+
+def test_exit_reasons(tmp_path):
+    log = tmp_path / "attempt.log"
+    log.write_text("some output\nawmp: error: cannot resume x: not writable\n")
+    assert sweep._exit_reason(-9, log, tmp_path) == "killed by SIGKILL"
+    assert sweep._exit_reason(2, log, tmp_path) == (
+        "exit code 2: awmp: error: cannot resume x: not writable"
+    )
+    (tmp_path / "diagnostic.json").write_text(
+        json.dumps({"kind": "divergence", "message": "training diverged: NaN", "step": 7})
+    )
+    assert sweep._exit_reason(3, log, tmp_path).startswith("diverged: training diverged: NaN")
+
+
+def test_diverged_cell_is_reported_not_rerun(grid, tmp_path, capsys):
+    out = tmp_path / "runs"
+    diverged = out / CELLS[0]
+    diverged.mkdir(parents=True)
+    (diverged / "diagnostic.json").write_text(
+        json.dumps(
+            {"kind": "divergence", "message": "training diverged: non-finite q_loss", "step": 120}
+        )
+    )
+    assert cli_main(["sweep", str(grid), "--out", str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "3 new, 1 diverged" in text
+    assert f"failed: {CELLS[0]} (diverged earlier, not rerun: training diverged" in text
+    assert text.count("would run:") == 3 and not (out / CELLS[1]).exists()
+
+
+def test_read_progress_skips_a_cut_last_line(tmp_path):
+    (tmp_path / "train.csv").write_text("step,seed,episode_return\n50,0,-1\n100,0,-2\n15")
+    (tmp_path / "eval.csv").write_text("step,seed,return_mean\n100,0,-123.5\n")
+    assert sweep.read_progress(tmp_path) == (100, -123.5)
+    assert sweep.read_progress(tmp_path / "missing") == (0, None)
+
+
+def test_cell_subprocess_dies_with_its_launcher():
+    # The guard of _die_with_parent: a wrong parent pid means the launcher is already gone.
+    code = "from awmp.sweep import _die_with_parent; _die_with_parent(parent_pid=1)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGTERM, proc.stderr
