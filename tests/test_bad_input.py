@@ -279,3 +279,19 @@ def test_full_disk_during_checkpoint(clean_run, tmp_path, capsys, monkeypatch):
     checkpoint.load(first)
     _run(["train", "--resume", str(run_dir)], capsys, 0)
     assert_same_run(clean_run, run_dir)
+
+
+def test_config_round_trip_and_unknown_fields_refused():
+    """A saved config comes back equal; a field this version does not know is named, not
+    dropped (a resume or report would otherwise silently use another config)."""
+    from awmp.config import ConfigError, from_dict, preset, to_dict
+
+    for name in ("paper", "reference-code"):
+        cfg = preset(name)
+        cfg.seeds = (0, 3)
+        assert from_dict(json.loads(json.dumps(to_dict(cfg)))) == cfg
+    saved = to_dict(preset("paper"))
+    with pytest.raises(ConfigError, match="bogus_top"):
+        from_dict({**saved, "bogus_top": 1})
+    with pytest.raises(ConfigError, match=r"awmp\.bogus_awmp.*sac\.bogus_sac"):
+        from_dict({**saved, "awmp": {**saved["awmp"], "bogus_awmp": 2}, "sac": {"bogus_sac": 3}})

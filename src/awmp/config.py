@@ -312,15 +312,27 @@ def to_dict(cfg: TrainConfig) -> dict:
 
 
 def from_dict(d: dict) -> TrainConfig:
+    """The config `to_dict` wrote (e.g. a run directory's config.json); unknown fields raise
+    ConfigError: dropping them would let a resumed or reported run silently differ from the
+    one that was saved."""
     d = dict(d)
-    sac = SACConfig(**{**d.pop("sac", {})})
-    awmp = AWMPConfig(**{**d.pop("awmp", {})})
-    td3 = TD3Config(**{**d.pop("td3", {})})
+    sections = {"sac": SACConfig, "awmp": AWMPConfig, "td3": TD3Config}
+    unknown = sorted(d.keys() - {f.name for f in dataclasses.fields(TrainConfig)})
+    built = {}
+    for name, cls in sections.items():
+        values = dict(d.pop(name, {}) or {})
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown += sorted(f"{name}.{k}" for k in values.keys() - fields)
+        built[name] = cls(**{k: v for k, v in values.items() if k in fields})
+    if unknown:
+        raise ConfigError(
+            f"unknown config fields {', '.join(sorted(unknown))} (written by another awmp version?)"
+        )
+    sac, awmp, td3 = built["sac"], built["awmp"], built["td3"]
     td3.hidden = tuple(td3.hidden)
     sac.hidden = tuple(sac.hidden)
     awmp.hidden = tuple(awmp.hidden)
     awmp.prior_hidden = tuple(awmp.prior_hidden)
     awmp.policy_hidden = tuple(awmp.policy_hidden)
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
     d["seeds"] = tuple(d.get("seeds", ()))
-    return TrainConfig(**{k: v for k, v in d.items() if k in known}, sac=sac, awmp=awmp, td3=td3)
+    return TrainConfig(**d, sac=sac, awmp=awmp, td3=td3)
