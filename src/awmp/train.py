@@ -529,12 +529,6 @@ def _run(members: list[TrainConfig], run_dirs: list[Path], envs, eval_envs, spec
         tree = jax.device_get(tree)
         return tree if n > 1 else jax.tree.map(lambda x: np.asarray(x)[None], tree)
 
-    def host_pending(a, ex) -> tuple[np.ndarray, dict]:  # the hot path's one transfer
-        if n > 1:
-            return jax.device_get((a, ex))
-        a, ex = jax.device_get((a, ex))
-        return a[None], {k: v[None] for k, v in ex.items()}
-
     guard = dev(
         {
             "finite": jnp.ones((n, len(names)), bool),
@@ -611,17 +605,15 @@ def _run(members: list[TrainConfig], run_dirs: list[Path], envs, eval_envs, spec
     interrupted_by: int | None = None
 
     def sample_batches() -> dict:
-        if n == 1:  # no seed axis to stack: the batch goes to the device as sampled
-            s = seeds[0]
-            batch = s.buffer.sample(s.rng, updates * batch_size)
-            return {k: v.reshape(updates, batch_size, *v.shape[1:]) for k, v in batch.items()}
         per_seed = []
         for s in seeds:
             batch = s.buffer.sample(s.rng, updates * batch_size)
             per_seed.append(
                 {k: v.reshape(updates, batch_size, *v.shape[1:]) for k, v in batch.items()}
             )
-        return dev({k: np.stack([b[k] for b in per_seed]) for k in per_seed[0]})
+        if n == 1:  # no seed axis: the batch goes to the device as sampled, unstacked
+            return per_seed[0]
+        return {k: np.stack([b[k] for b in per_seed]) for k in per_seed[0]}
 
     def seed_state(i: int):
         return state if n == 1 else jax.tree.map(lambda x: x[i], state)
@@ -826,9 +818,7 @@ def _run(members: list[TrainConfig], run_dirs: list[Path], envs, eval_envs, spec
             s.obs = next_obs
 
     def obs_batch() -> np.ndarray:  # (n, 1, obs_dim); NumPy: jit transfers it, no eager op
-        if n == 1:
-            return seeds[0].obs[None]
-        return np.stack([s.obs for s in seeds])[:, None]
+        return dev(np.stack([s.obs for s in seeds])[:, None])
 
     from awmp.progress import TrainProgress
 
@@ -844,7 +834,7 @@ def _run(members: list[TrainConfig], run_dirs: list[Path], envs, eval_envs, spec
                     if pending is None:
                         state, a, ex = act(state, obs_batch())
                         pending = (a, ex)
-                    actions, extras = host_pending(*pending)  # one transfer for all seeds
+                    actions, extras = host(pending)  # one transfer for all seeds
                     pending = None
                     for i, s in enumerate(seeds):
                         observe(s, actions[i, 0], {k: v[i, 0] for k, v in extras.items()}, t)
