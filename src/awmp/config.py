@@ -90,6 +90,25 @@ class AWMPConfig:
     """Weight of the reference code's decoder (L1 reconstruction) term; 0 disables it."""
     policy_delay: int = 1
     """Update the policy and targets every this many gradient steps (reference code: 2)."""
+    gating_samples: Literal["shared", "independent", "mean"] = "shared"
+    """Where rho (eq. 16-17) is evaluated: at the same component samples it weights (shared),
+    at a second, independent set (independent) or at the component means (mean: rho is a
+    function of s, so the V target's weights and the stored mixture density are exact)."""
+    is_weights: Literal["eq11", "truncated", "tempered", "on-policy"] = "eq11"
+    """Importance weights of the prior's batch: eq. 11 (exp(A/T)/mu), eq. 11 truncated at
+    mean(w) sqrt(N) (Ionides 2008), tempered exp(A/T) mu^-lambda, or on-policy exp(A/T)."""
+    is_lambda: float = 0.5
+    """lambda in [0, 1], the power of 1/mu in the `tempered` importance weights."""
+    adv_temperature: float = 1.0
+    """T, the advantage temperature of the importance weights exp(A/T) (eq. 10 has none: 1)."""
+    prior_reduction: Literal["mean", "reference-sum"] = "mean"
+    """Reduction of eq. 5 over the B_on batch: `mean` (eq. 12-14) or the reference code's
+    (conditional entropy and perturbation KL summed, marginal entropy and L1 averaged)."""
+    prior_batch_reuse: int = 1
+    """Prior gradient steps on each drawn B_on batch (reference code: O); divides prior_steps."""
+    prior_kl_grad: Literal["noisy", "both"] = "noisy"
+    """Gradient of the regulariser KL(P(x) || P(x~)): through P(x~) only (noisy, as in virtual
+    adversarial training) or through both sides (both: the reference code)."""
 
 
 @dataclass
@@ -181,18 +200,26 @@ def preset(name: str = "paper") -> TrainConfig:
         raise ConfigError(f"unknown preset {name!r}; supported: {', '.join(PRESETS)}")
     cfg = TrainConfig(preset=name)  # type: ignore[arg-type]
     if name == "reference-code":
+        # hzm2016/SAC-AWMP, code/methods/SAC_AWMP.py (commit c976cebf) and code/utils/model.py;
+        # docs/ALGORITHM.md "Presets" maps each value to its line of code.
+        o = cfg.awmp.num_components
         cfg.awmp = dataclasses.replace(
             cfg.awmp,
-            acting="weighted",
-            prior_action="buffer",
-            value_weights="prior",
-            zeta=-0.1,
-            c_marg=4.0,
-            sigma=0.005,
-            recon_coef=1.0,
-            policy_hidden=(400, 300),
-            policy_delay=2,
-            prior_steps=5000 * cfg.awmp.num_components,
+            acting="weighted",  # select_action: weighted_action=True, sum_g p_g a_g
+            prior_action="buffer",  # calc_target_phi: self.option(state, action), stored a
+            value_weights="prior",  # calc_target_phi: Q, log pi weighted by p_normalized (h)
+            zeta=-0.1,  # train_option: + entropy_coeff (0.1) * critic_entropy (minimises MI)
+            c_marg=4.0,  # train_option: c_ent = 4, times the *averaged* marginal entropy
+            sigma=0.005,  # Option.forward: add_randn(xu, vat_noise=0.005)
+            recon_coef=1.0,  # train_option: F.l1_loss(xu, decoded_xu), a mean, weight 1
+            policy_hidden=(400, 300),  # GaussianPolicy1D components (ALGORITHM.md)
+            policy_delay=2,  # train(): policy_freq = 2, targets with the actor
+            # train(): every option_buffer_size (5000) iterations, 5000 draws x O reuses
+            prior_steps=5000 * o,
+            prior_batch_reuse=o,
+            # weighted_entropy and kl are sums over the batch; weighted_mean, l1 are means
+            prior_reduction="reference-sum",
+            prior_kl_grad="both",  # kl(output_option, output_option_noise): no detach
         )
     return cfg
 
@@ -288,6 +315,22 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         _check(a.c_marg >= 0, "awmp.c_marg", a.c_marg, ">= 0")
         _check(a.recon_coef >= 0, "awmp.recon_coef", a.recon_coef, ">= 0")
         _check(a.policy_delay >= 1, "awmp.policy_delay", a.policy_delay, ">= 1")
+        for name, allowed in (
+            ("gating_samples", ("shared", "independent", "mean")),
+            ("is_weights", ("eq11", "truncated", "tempered", "on-policy")),
+            ("prior_reduction", ("mean", "reference-sum")),
+            ("prior_kl_grad", ("noisy", "both")),
+        ):
+            value = getattr(a, name)
+            _check(value in allowed, f"awmp.{name}", value, "|".join(allowed))
+        _check(0 <= a.is_lambda <= 1, "awmp.is_lambda", a.is_lambda, "in [0, 1]")
+        _check(a.adv_temperature > 0, "awmp.adv_temperature", a.adv_temperature, "> 0")
+        _check(
+            a.prior_batch_reuse >= 1 and a.prior_steps % a.prior_batch_reuse == 0,
+            "awmp.prior_batch_reuse",
+            a.prior_batch_reuse,
+            f">= 1 and a divisor of prior_steps ({a.prior_steps})",
+        )
         _check(
             len(a.policy_hidden) >= 1 and all(h >= 1 for h in a.policy_hidden),
             "awmp.policy_hidden",

@@ -91,13 +91,35 @@ def prior_weights(logits: jax.Array) -> jax.Array:
     return jax.nn.softmax(logits, axis=-1)
 
 
-def log_importance_weights(advantage: jax.Array, log_mu: jax.Array) -> jax.Array:
-    """log w_i, eq. 10-11 in log space: log_softmax_i(A_i - log mu(a_i|s_i)) over the batch.
+def log_importance_weights(
+    advantage: jax.Array,
+    log_mu: jax.Array,
+    method: str = "eq11",
+    lam: float = 0.5,
+    temperature: float = 1.0,
+) -> jax.Array:
+    """log w_i of the prior's batch (last axis), normalised: sum_i w_i = 1, in log space.
 
-    F(A) = exp(A) / Phi (Section 3.1), so w_i = exp(A_i) / mu_i / sum_j exp(A_j) / mu_j exactly,
-    without the overflow of computing exp(A) / mu directly.
+    `eq11` (eq. 10-11): w_i ~ exp(A_i / T) / mu_i; F(A) = exp(A) / Phi (Section 3.1), T = 1.
+    eq. 11 has infinite variance for a ~ mu (E_mu[mu^-2] = int 1/mu da diverges), so
+    docs/ALGORITHM.md "Importance weights" adds remedies from the importance-sampling literature:
+    `truncated`: eq. 11's weights capped at mean(w) sqrt(N) and renormalised (Ionides 2008);
+    `tempered`: w_i ~ exp(A_i / T) mu_i^-lam, lam in [0, 1]; `on-policy`: w_i ~ exp(A_i / T)
+    (the recent window treated as drawn from the current policy).
     """
-    return jax.nn.log_softmax(advantage - log_mu, axis=-1)
+    if temperature != 1.0:
+        advantage = advantage / temperature
+    if method in ("eq11", "truncated"):
+        log_w = jax.nn.log_softmax(advantage - log_mu, axis=-1)
+        if method == "truncated":  # w <= mean(w) sqrt(N) = 1 / sqrt(N) for normalised w
+            log_w = jnp.minimum(log_w, -0.5 * math.log(log_w.shape[-1]))
+            log_w = jax.nn.log_softmax(log_w, axis=-1)
+        return log_w
+    if method == "tempered":
+        return jax.nn.log_softmax(advantage - lam * log_mu, axis=-1)
+    if method == "on-policy":
+        return jax.nn.log_softmax(advantage, axis=-1)
+    raise ValueError(f"unknown importance-weight method {method!r}")
 
 
 def importance_weights(advantage: jax.Array, log_mu: jax.Array) -> jax.Array:
@@ -149,6 +171,42 @@ def squash(mean: jax.Array, log_std: jax.Array, eps: jax.Array) -> tuple[jax.Arr
     """a = tanh(mean + std * eps) and log pi(a) (eq. 27-28): a reparameterised component sample."""
     u = mean + jnp.exp(log_std) * eps
     return jnp.tanh(u), gaussian_log_prob(u, mean, log_std) - log_det_tanh_jacobian(u)
+
+
+def squash_mean(mean: jax.Array, log_std: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """tanh(mean) and log pi at it, exactly: u = mean, so the Gaussian term is at its peak."""
+    return jnp.tanh(mean), gaussian_log_prob(mean, mean, log_std) - log_det_tanh_jacobian(mean)
+
+
+def gating_points(
+    mode: str,
+    mean: jax.Array,
+    log_std: jax.Array,
+    a: jax.Array,
+    logp: jax.Array,
+    eps_gating: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """The actions (O, B, d) and log pi (O, B) at which rho (eq. 16-17) is evaluated.
+
+    `shared`: the component samples a, logp that rho then weights (eq. 17 with one sample; the
+    softmax of noisy values, biased upward in the V target of eq. 21). `independent`: a second
+    sample per component (eps_gating), independent of a. `mean`: the component means, so rho is a
+    function of s alone and the mixture density sum_g rho_g pi_g(a) of the executed action is
+    exact (docs/ALGORITHM.md "Gating samples").
+    """
+    if mode == "shared":
+        return a, logp
+    if mode == "independent":
+        return squash(mean, log_std, eps_gating)
+    if mode == "mean":
+        return squash_mean(mean, log_std)
+    raise ValueError(f"unknown gating_samples {mode!r}")
+
+
+def value_target(soft_q: jax.Array, log_u: jax.Array, alpha_g: float) -> jax.Array:
+    """V-hat of eq. 21 (B,): sum_g u_g soft_q_g - alpha_g sum_g u_g log u_g, from (B, O) inputs."""
+    u = jnp.exp(log_u)
+    return jnp.sum(u * soft_q, axis=-1) - alpha_g * jnp.sum(u * log_u, axis=-1)
 
 
 def uniform_log_density(act_dim: int) -> float:
@@ -218,11 +276,16 @@ class AWMP:
     def sample_noise(self, key: jax.Array, batch_size: int) -> dict[str, jax.Array]:
         """The randomness of one act/update: eps (O, B, d) for the components (eq. 27) and
         Gumbel noise (B, O) that draws g ~ rho by the Gumbel-max trick."""
-        k_eps, k_g = jax.random.split(key)
         o, d = self.cfg.num_components, self.spec.act_dim
+        if self.cfg.gating_samples == "independent":  # + a second sample set for rho
+            k_eps, k_g, k_e2 = jax.random.split(key, 3)
+            extra = {"eps_gating": jax.random.normal(k_e2, (o, batch_size, d))}
+        else:
+            (k_eps, k_g), extra = jax.random.split(key), {}
         return {
             "eps": jax.random.normal(k_eps, (o, batch_size, d)),
             "gumbel": jax.random.gumbel(k_g, (batch_size, o)),
+            **extra,
         }
 
     def gating(self, params: dict, obs: jax.Array, a: jax.Array, logp: jax.Array) -> jax.Array:
@@ -235,6 +298,15 @@ class AWMP:
         return gating_log_weights(
             q_bar1.T, sg(logp).T, self.cfg.alpha_pi, self.cfg.gating_temperature
         )
+
+    def log_rho(
+        self, params: dict, obs: jax.Array, mean, log_std, a, logp, noise: dict
+    ) -> jax.Array:
+        """log rho(.|s) (B, O) at the points `cfg.gating_samples` chooses (`gating_points`)."""
+        points = gating_points(
+            self.cfg.gating_samples, mean, log_std, a, logp, noise.get("eps_gating")
+        )
+        return self.gating(params, obs, *points)
 
     def executed_action(self, a: jax.Array, log_rho: jax.Array, gumbel: jax.Array) -> jax.Array:
         """The mixture's action (B, d): a_g with g ~ rho (`mixture`) or sum_g rho_g a_g."""
@@ -249,10 +321,14 @@ class AWMP:
         noise = self.sample_noise(sub, obs.shape[0])
         mean, log_std = self.policy_net.apply(state.policy, obs)  # (O, B, d)
         a, logp = squash(mean, log_std, noise["eps"])
-        log_rho = self.gating(self.nets(state), obs, a, logp)
+        log_rho = self.log_rho(self.nets(state), obs, mean, log_std, a, logp, noise)
         action = self.executed_action(a, log_rho, noise["gumbel"])
-        # Exact for `mixture`; for `weighted` the density of a weighted sum is intractable and
-        # the same mixture formula is stored at the executed action (docs/ALGORITHM.md).
+        # log sum_g rho_g pi_g(a). Exact only for `mixture` acting with gating_samples="mean"
+        # (rho a function of s). With `shared` samples rho depends on the very samples it
+        # chooses between, so this treats a random rho as fixed (an approximation); with
+        # `independent` it is one draw of an unbiased estimate of the density. For `weighted`
+        # acting the density of a weighted sum is intractable and the same formula is stored
+        # (docs/ALGORITHM.md "Gating samples").
         log_mu = mixture_log_density(action, log_rho, mean, log_std)
         return state.replace(key=key), action, {"log_mu": log_mu}
 
@@ -265,9 +341,7 @@ class AWMP:
         prior's P(.|s, a) at `action`, by default the deterministic (evaluation) action.
         """
         mean, log_std = self.policy_net.apply(state.policy, obs)
-        a = jnp.tanh(mean)
-        # log pi_g at its own mean, exactly: u = mean, so the Gaussian term is at its peak.
-        logp = gaussian_log_prob(mean, mean, log_std) - log_det_tanh_jacobian(mean)
+        a, logp = squash_mean(mean, log_std)
         rho = jnp.exp(self.gating(self.nets(state), obs, a, logp))
         if action is None:
             action = jnp.einsum("bo,obd->bd", rho, a)
@@ -277,8 +351,7 @@ class AWMP:
     def act_deterministic(self, state: AWMPState, obs: jax.Array) -> jax.Array:
         """sum_g rho_g tanh(mu_g), with rho at the component means (ALGORITHM.md, Acting 4)."""
         mean, log_std = self.policy_net.apply(state.policy, obs)
-        a = jnp.tanh(mean)
-        logp = gaussian_log_prob(mean, mean, log_std) - log_det_tanh_jacobian(mean)
+        a, logp = squash_mean(mean, log_std)
         rho = jnp.exp(self.gating(self.nets(state), obs, a, logp))
         return jnp.einsum("bo,obd->bd", rho, a)
 
@@ -307,7 +380,7 @@ class AWMP:
         # min_j Q_j(s, a_g): Q's parameters are frozen here, the gradient flows through a_g only.
         q_pi = jnp.min(self.critic_net.apply(sg(params["critic"]), obs_o, a), axis=0)  # (O, B)
 
-        log_rho = self.gating(params, obs, a, logp)  # eq. 16-17, (B, O)
+        log_rho = self.log_rho(params, obs, mean, log_std, a, logp, noise)  # eq. 16-17, (B, O)
         if cfg.prior_action == "policy":  # Algorithm 1 l.15-16: h = P(.|s, a~), a~ ~ pi(.|s)
             a_prior = self.executed_action(sg(a), log_rho, noise["gumbel"])
         else:  # the reference code: h = P(.|s, a) at the stored action
@@ -318,9 +391,8 @@ class AWMP:
 
         # eq. 21: Vhat = sum_g u_g [min_j Q_j(s,a_g) - alpha_pi log pi_g] - alpha_g sum u log u.
         log_u = log_rho if cfg.value_weights == "gating" else log_h
-        u = jnp.exp(log_u)
         soft_q = sg(q_pi - cfg.alpha_pi * logp).T  # (B, O)
-        v_hat = sg(jnp.sum(u * soft_q, axis=-1) - cfg.alpha_g * jnp.sum(u * log_u, axis=-1))
+        v_hat = sg(value_target(soft_q, log_u, cfg.alpha_g))
         v = self.value_net.apply(params["value"], obs)
         v_loss = 0.5 * jnp.mean((v - v_hat) ** 2)  # eq. 20
 
@@ -400,10 +472,16 @@ class AWMP:
         # eq. 19 with the target nets: A(s,a) = min_j Qbar_j(s,a) - Vbar(s).
         q_bar = jnp.min(self.critic_net.apply(sg(params["target_critic"]), obs, action), axis=0)
         adv = sg(q_bar - self.value_net.apply(sg(params["target_value"]), obs))
-        log_w = log_importance_weights(adv, batch["log_mu"])  # eq. 10-11
+        log_w = log_importance_weights(  # eq. 10-11 or a remedy (cfg.is_weights)
+            adv, batch["log_mu"], cfg.is_weights, cfg.is_lambda, cfg.adv_temperature
+        )
         logits, recon = self.prior_net.apply(params["prior"], obs, action)
         log_p = jax.nn.log_softmax(logits, axis=-1)
-        mi, h_marg, h_cond = mutual_information(log_w, log_p, cfg.c_marg)  # eq. 6, 12-14
+        # The reference code sums the conditional entropy and the KL over the batch but averages
+        # the marginal entropy and the L1 term: B_on x eq. 5 with c_marg / B_on, recon / B_on.
+        b = obs.shape[0] if cfg.prior_reduction == "reference-sum" else 1
+        c_marg = cfg.c_marg / b if b != 1 else cfg.c_marg
+        mi, h_marg, h_cond = mutual_information(log_w, log_p, c_marg)  # eq. 6, 12-14
 
         # l(eta): KL(P(.|x) || P(.|x~)) with the clean prediction as the fixed target (as in
         # virtual adversarial training), so the term smooths P rather than flattening it.
@@ -412,8 +490,11 @@ class AWMP:
         logits_t, _ = self.prior_net.apply(
             params["prior"], x_t[:, : obs.shape[-1]], x_t[:, obs.shape[-1] :]
         )
-        reg = jnp.mean(perturbation_kl(sg(logits), logits_t))
+        target = logits if cfg.prior_kl_grad == "both" else sg(logits)
+        reg = jnp.mean(perturbation_kl(target, logits_t))
         loss = reg - cfg.zeta * mi  # eq. 5
+        if b != 1:
+            loss = b * loss
         out = {
             "prior_mi": mi,
             "prior_h": h_marg,
@@ -482,10 +563,14 @@ class AWMP:
             return None
         if grad_steps == 0:  # still in warm-up: no gradient step yet
             return None
-        # All prior_steps x B_on indices at once from the most recent M transitions.
+        # All batches' B_on indices at once from the most recent M transitions; each batch is
+        # used prior_batch_reuse times in a row (the reference code trains O times on a draw).
+        reuse = cfg.prior_batch_reuse
         idx = buffer.recent_indices(
-            rng, (cfg.prior_steps, cfg.prior_batch_size), cfg.prior_interval
+            rng, (cfg.prior_steps // reuse, cfg.prior_batch_size), cfg.prior_interval
         )
+        if reuse > 1:
+            idx = np.repeat(idx, reuse, axis=0)
         return {name: buffer.data[name][idx] for name in ("obs", "action", "log_mu")}
 
     def make_hook(self):
