@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 from reliability import assert_same_run, cache_dir
 
-from awmp import sweep
+from awmp import placement, sweep
 from awmp.cli import main as cli_main
 
 TINY = """
@@ -119,6 +120,55 @@ def test_local_backend_resumes_killed_cell_and_skips_complete(local_sweep, grid,
     assert {c: (local_sweep / c / "summary.json").stat().st_mtime_ns for c in CELLS} == mtimes
 
 
+def test_pinned_workers_equal_the_cells_run_alone(local_sweep, grid, tmp_path, capsys):
+    """The local sweep ran 2 workers, each pinned to one core with single-threaded XLA (and one
+    cell killed and resumed); `awmp experiment` runs the same cells one by one in this process,
+    unpinned with XLA's default threads: bitwise the same final agents and logs."""
+    record_dir = sorted(local_sweep.glob(".sweep/*"))[0]  # the fixture's sweep (ids sort by time)
+    logs = [p.read_text() for p in record_dir.glob("*.log")]
+    assert len(logs) == 5  # 4 cells, one of them killed and resumed
+    if placement.can_pin() and len(placement.available_cores()) >= 2:
+        assert all("# pinned to cores " in log for log in logs), logs
+    out = tmp_path / "alone"
+    assert cli_main(["experiment", str(grid), "--out", str(out)]) == 0
+    for cell in CELLS:
+        assert_same_run(out / cell, local_sweep / cell)
+
+
+def test_layout_pins_one_single_threaded_run_per_core(monkeypatch):
+    monkeypatch.setattr(placement, "available_cores", lambda: [0, 1, 2, 3])
+    lay = placement.plan_layout(None)
+    assert (lay.workers, lay.threads_per_run, lay.slots) == (4, 1, ((0,), (1,), (2,), (3,)))
+    assert "pinned to cores 0 | 1 | 2 | 3, single-threaded XLA" in lay.describe()
+    lay = placement.plan_layout(None, threads_per_run=2)
+    assert (lay.workers, lay.slots) == (2, ((0, 1), (2, 3)))
+    assert placement.plan_layout(5).slots is None  # more runs than cores: not pinned
+    env = placement.child_env({"XLA_FLAGS": "--foo"}, 1)
+    assert env["XLA_FLAGS"] == "--foo --xla_cpu_multi_thread_eigen=false"
+    assert placement.child_env({}, 2, (2, 3)) == {placement.PIN_ENV: "2,3"}
+    kept = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=true"}
+    assert placement.child_env(kept, 1) == kept  # the user's own setting wins
+
+
+def test_a_pinned_child_runs_only_on_its_core():
+    """Every thread of the child, those started before the pinning included."""
+    if not placement.can_pin():
+        pytest.skip("no CPU affinity API on this OS")
+    core = placement.available_cores()[-1]
+    code = (
+        "import os, threading, time\n"
+        "t = threading.Thread(target=time.sleep, args=(2,)); t.start()\n"
+        "from awmp import placement; placement.pin_from_env()\n"
+        "print(sorted({c for tid in os.listdir('/proc/self/task') "
+        "for c in os.sched_getaffinity(int(tid))}))\n"
+    )
+    env = placement.child_env(dict(os.environ), 1, (core,))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    assert out.strip() == f"[{core}]"
+
+
 def test_ray_backend_same_runs_and_report(local_sweep, grid, sweep_env, tmp_path, capsys):
     ray = pytest.importorskip("ray", reason="the cluster extra: pip install -e '.[cluster]'")
     storage = tmp_path / "storage"
@@ -152,6 +202,8 @@ def test_ray_backend_same_runs_and_report(local_sweep, grid, sweep_env, tmp_path
         (["--max-retries", "-1"], "invalid --max-retries -1"),
         (["--address", "auto"], "--address: only with --backend ray"),
         (["--backend", "ray", "--workers", "2"], "--workers is for --backend local"),
+        (["--threads-per-run", "0"], "invalid --threads-per-run 0"),
+        (["--backend", "ray", "--threads-per-run", "1"], "--threads-per-run is for --backend"),
         (["--backend", "ray", "--cpus-per-run", "0"], "invalid --cpus-per-run 0.0"),
         (["--backend", "ray", "--storage", "s3://bucket/runs"], "object stores"),
         (["--budget", "0"], "invalid budget=0"),

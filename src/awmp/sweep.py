@@ -42,6 +42,7 @@ import sys
 import time
 from pathlib import Path
 
+from awmp import placement
 from awmp.config import ConfigError, from_dict, to_dict
 from awmp.experiment import (
     Cell,
@@ -181,7 +182,13 @@ def classify(code: int) -> str:
 class Attempt:
     """One subprocess training (or resuming) one cell; poll() until it returns an outcome."""
 
-    def __init__(self, spec: CellSpec, extra_env: dict | None = None) -> None:
+    def __init__(
+        self,
+        spec: CellSpec,
+        extra_env: dict | None = None,
+        cores: tuple[int, ...] | None = None,
+        threads_per_run: int | None = None,
+    ) -> None:
         self.spec = spec
         run_dir = Path(spec.run_dir)
         record_dir = Path(spec.record_dir)
@@ -191,6 +198,8 @@ class Attempt:
         self.log_path = record_dir / f"{spec.key}.attempt{self.number}.log"
         cmd = [sys.executable, "-m", "awmp.sweep", "--cell", "--parent-pid", str(os.getpid())]
         env = {**os.environ, **(extra_env or {})}
+        if threads_per_run is not None:
+            env = placement.child_env(env, threads_per_run, cores)
         env.pop("AWMP_TEST_STOP_AT", None)
         # The child imports the awmp this process runs (a Ray worker's cwd is its trial folder,
         # so a relative PYTHONPATH would not do).
@@ -214,8 +223,13 @@ class Attempt:
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in poll()
         self._log.write(f"# attempt {self.number} ({self.start}): {' '.join(cmd[:6])} ...\n")
         self._log.flush()
+        self.cores = cores
         self.proc = subprocess.Popen(
-            cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
 
     def any_resumed(self) -> bool:
@@ -288,6 +302,9 @@ def _cell_main(argv: list[str]) -> int:
     p.add_argument("--run-dir", default=None)
     p.add_argument("--resume", default=None)
     args = p.parse_args(argv)
+    cores = placement.pin_from_env()  # first: before JAX starts any thread
+    if cores is not None:
+        print(f"# pinned to cores {','.join(map(str, cores))}", flush=True)
     _die_with_parent(args.parent_pid)
     from awmp.cli import run_train
     from awmp.train import RunDirError, load_run_config
@@ -449,8 +466,17 @@ def _table(jobs: list[Job], title: str):
     return table
 
 
-def run_local(jobs: list[Job], workers: int, max_retries: int, log=print) -> bool:
-    """Run the jobs that need it, `workers` at a time; False when stopped by a signal."""
+def run_local(
+    jobs: list[Job],
+    workers: int | placement.Layout,
+    max_retries: int,
+    log=print,
+) -> bool:
+    """Run the jobs that need it, `layout.workers` at a time, each on its own cores (an int:
+    that many workers, laid out by `placement.plan_layout`); False when stopped by a signal."""
+    layout = workers if isinstance(workers, placement.Layout) else placement.plan_layout(workers)
+    workers = layout.workers
+    free = list(layout.slots) if layout.slots is not None else [None] * workers
     queue = collections.deque(j for j in jobs if j.state == "pending")
     running: dict[int, tuple[Job, Attempt]] = {}
     stop = {"signal": None}
@@ -476,7 +502,9 @@ def run_local(jobs: list[Job], workers: int, max_retries: int, log=print) -> boo
         while (queue or running) and stop["signal"] is None:
             while queue and len(running) < workers and stop["signal"] is None:
                 job = queue.popleft()
-                attempt = Attempt(job.spec)
+                attempt = Attempt(
+                    job.spec, cores=free.pop(0), threads_per_run=layout.threads_per_run
+                )
                 job.state, job.attempts = "running", attempt.number
                 running[id(attempt)] = (job, attempt)
                 log(f"start {job.spec.rel} (attempt {attempt.number}, {attempt.start})")
@@ -487,6 +515,7 @@ def run_local(jobs: list[Job], workers: int, max_retries: int, log=print) -> boo
                 if result is None:
                     continue
                 del running[key]
+                free.append(attempt.cores)
                 if result["outcome"] == "done":
                     job.state = "resumed" if attempt.any_resumed() else "done"
                     ret = "-" if job.last_return is None else f"{job.last_return:.1f}"
@@ -528,10 +557,14 @@ def _ray_trial(config: dict, specs: dict) -> None:
     (Tune then calls it again, up to max_failures, and the new attempt resumes the run
     directory); a failure not worth retrying (divergence, bad input) returns normally with
     state "failed" in its last result."""
+    import ray
     from ray import tune
 
     spec = CellSpec(**specs[config["cell"]])
-    attempt = Attempt(spec)
+    # The CPUs Ray gave this trial set the run's threads (one: XLA single-threaded, as locally);
+    # Ray does not say which cores, so the run is not pinned.
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    attempt = Attempt(spec, threads_per_run=max(1, int(cpus)))
     last = 0.0
     while (result := attempt.poll()) is None:
         if time.monotonic() - last >= RAY_REPORT_S:
@@ -660,6 +693,11 @@ def main(argv: list[str] | None = None) -> int:
         help="ray: the cluster to join ('auto': the one `ray start` made on this node); "
         "default: start a local Ray instance",
     )  # fmt: skip
+    p.add_argument(
+        "--threads-per-run", type=int, default=None,
+        help="local: cores per run, each run pinned to its own (default 1: one single-threaded "
+        "run per core, the fastest layout on CPUs; docs/BENCHMARKS.md)",
+    )  # fmt: skip
     p.add_argument("--cpus-per-run", type=float, default=None, help="ray: CPUs per run (1)")
     p.add_argument("--gpus-per-run", type=float, default=None, help="ray: GPUs per run (0)")
     args = p.parse_args(argv)
@@ -692,7 +730,8 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda m: print(m, flush=True)  # noqa: E731
     try:
         if args.backend == "local":
-            finished = run_local(jobs, opts["workers"], args.max_retries, log=log)
+            print(f"layout: {opts['layout'].describe()}", flush=True)
+            finished = run_local(jobs, opts["layout"], args.max_retries, log=log)
         else:
             finished = run_ray(
                 jobs, name, sweep_id, storage, args.address, opts["cpus"], opts["gpus"],
@@ -740,14 +779,20 @@ def _check_options(args) -> dict:
             raise SweepError(f"{', '.join(ray_only)}: only with --backend ray")
         if args.workers is not None and args.workers < 1:
             raise SweepError(f"invalid --workers {args.workers}: must be >= 1")
-        opts["workers"] = args.workers or _cores()
-        if opts["workers"] > _cores():
+        threads = 1 if args.threads_per_run is None else args.threads_per_run
+        if threads < 1:
+            raise SweepError(f"invalid --threads-per-run {threads}: must be >= 1")
+        opts["layout"] = placement.plan_layout(args.workers, threads)
+        opts["workers"] = opts["layout"].workers
+        if opts["workers"] * threads > _cores():
             print(
-                f"awmp: warning: --workers {opts['workers']} > {_cores()} cores: runs will share "
-                "cores (slower each, same numbers)",
+                f"awmp: warning: {opts['workers']} runs x {threads} core(s) > {_cores()} cores: "
+                "runs will share cores unpinned (slower each, same numbers)",
                 file=sys.stderr,
             )
     else:
+        if args.threads_per_run is not None:
+            raise SweepError("--threads-per-run is for --backend local; on Ray: --cpus-per-run")
         if args.workers is not None:
             raise SweepError(
                 "--workers is for --backend local; on Ray, --cpus-per-run/--gpus-per-run and the "
