@@ -185,3 +185,46 @@ def test_references_are_shipped_with_sources():
     refs = report.load_references()
     assert len(refs) >= 20 and all(r["source"] for r in refs)
     assert report.task_name("Hopper-v5") == "Hopper"
+
+
+def test_bootstrap_difference_ci_matches_normal_theory_for_large_samples():
+    """For n = 400 per group the bootstrap CI of a difference of means approaches the normal
+    interval diff +- 1.96 sqrt(s_a^2/n_a + s_b^2/n_b) (an independent formula)."""
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(120.0, 30.0, 400), rng.normal(100.0, 50.0, 300)
+    point, lo, hi = report.bootstrap_diff_ci(a, b, "mean", reps=20_000, seed=1)
+    half = 1.96 * np.sqrt(a.var() / a.size + b.var() / b.size)
+    assert point == pytest.approx(a.mean() - b.mean(), rel=1e-12)
+    assert lo == pytest.approx(point - half, abs=0.08 * half)
+    assert hi == pytest.approx(point + half, abs=0.08 * half)
+
+
+def test_bootstrap_difference_ci_matches_exact_enumeration_for_iqm():
+    """Brute force: with 4 runs per group all 4^4 x 4^4 resample pairs are equally likely."""
+    a, b = np.array([10.0, 400.0, 90.0, 1200.0]), np.array([300.0, 20.0, 650.0, 80.0])
+    ia = np.array([hand_iqm(a[list(i)]) for i in itertools.product(range(4), repeat=4)])
+    ib = np.array([hand_iqm(b[list(i)]) for i in itertools.product(range(4), repeat=4)])
+    exact = (ia[:, None] - ib[None, :]).ravel()
+    point, lo, hi = report.bootstrap_diff_ci(a, b, "iqm", reps=20_000, seed=4)
+    assert point == pytest.approx(hand_iqm(list(a)) - hand_iqm(list(b)))
+    assert np.quantile(exact, 0.015) <= lo <= np.quantile(exact, 0.035)
+    assert np.quantile(exact, 0.965) <= hi <= np.quantile(exact, 0.985)
+
+
+def test_report_states_the_difference_against_sac(tmp_path):
+    runs = tmp_path / "runs"
+    finals = {"sac": [100.0, 200.0, 300.0], "sac-awmp": [900.0, 1000.0, 1100.0]}
+    for algo, values in finals.items():
+        for seed, v in enumerate(values):
+            fake_run(runs, f"{algo}/s{seed}", "Hopper-v5", algo, seed, [0.0, v], 2000, 1000)
+    out = tmp_path / "report"
+    assert cli_main(["report", str(runs), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    row = next(
+        line for line in md.splitlines() if line.startswith("| Hopper-v5 | 2,000 | sac-awmp")
+    )
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3] == "sac default" and cells[4] == "3, 3"
+    assert cells[5].startswith("+800.0 [")
+    lo = float(cells[5].split("[")[1].split(",")[0])
+    assert lo > 0  # every resample separates these groups

@@ -86,6 +86,31 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
+def bootstrap_diff_ci(
+    a: np.ndarray,
+    b: np.ndarray,
+    statistic: str = "mean",
+    reps: int = 20_000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """(stat(a) - stat(b), lo, hi): the difference of two groups' mean or IQM with a
+    percentile-bootstrap CI, resampling the runs of each group independently (unpaired: seeds
+    of different algorithms share nothing but the number)."""
+    a, b = (np.asarray(v, np.float64).ravel() for v in (a, b))
+    if a.size == 0 or b.size == 0:
+        raise ValueError("bootstrap of an empty sample")
+    f = {"mean": lambda m: np.mean(m, axis=1), "iqm": _iqm_rows}[statistic]
+    rng = np.random.default_rng(seed)
+    ra = a[rng.integers(0, a.size, size=(reps, a.size))]
+    rb = b[rng.integers(0, b.size, size=(reps, b.size))]
+    diffs = f(ra) - f(rb)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(diffs, [alpha, 1.0 - alpha])
+    point = float(f(a[None])[0] - f(b[None])[0])
+    return point, float(lo), float(hi)
+
+
 # --------------------------------------------------------------------------- reading runs
 
 
@@ -466,6 +491,35 @@ def seed_notes(groups: dict[GroupKey, list[Run]]) -> list[str]:
     return notes
 
 
+def comparisons(stats: list[GroupStats], groups: dict[GroupKey, list[Run]]) -> list[dict]:
+    """Each group against its baseline of the same task and budget: every other algorithm's
+    default against SAC's default, and every non-default SAC-AWMP variant against SAC-AWMP's
+    default. Final returns of complete runs; mean and IQM differences with 95% bootstrap CIs."""
+    finals = {key: np.array([r.final for r in runs if r.complete]) for key, runs in groups.items()}
+    rows = []
+    for s in stats:
+        env, algo, variant, budget = s.key
+        if algo != "sac" and variant == "":
+            base = (env, "sac", "", budget)
+        elif algo == "sac-awmp" and variant:
+            base = (env, "sac-awmp", "", budget)
+        else:
+            continue
+        a, b = finals[s.key], finals.get(base, np.array([]))
+        if a.size == 0 or b.size == 0:
+            continue
+        rows.append({
+            "env": env, "budget": budget, "a": (algo, variant or "default"),
+            "b": (base[1], base[2] or "default"), "n_a": a.size, "n_b": b.size,
+            "mean": bootstrap_diff_ci(a, b, "mean"), "iqm": bootstrap_diff_ci(a, b, "iqm"),
+        })  # fmt: skip
+    return rows
+
+
+def _diff_text(d: tuple[float, float, float]) -> str:
+    return f"{d[0]:+.1f} [{d[1]:+.1f}, {d[2]:+.1f}]"
+
+
 def write_markdown(stats, groups, refs, unreadable, figures, out: Path) -> Path:
     lines = [
         "# awmp report",
@@ -488,6 +542,24 @@ def write_markdown(stats, groups, refs, unreadable, figures, out: Path) -> Path:
             f"| {_pm(s.final_mean, s.final_std)} | {_iqm_text(s.final_iqm, s.final_ci)} "
             f"| {_pm(s.best_mean, s.best_std)} | {_iqm_text(s.best_iqm, s.best_ci)} |"
         )
+    diffs = comparisons(stats, groups)
+    lines += ["", "## Differences (A − B, final returns)", ""]
+    if diffs:
+        lines += [
+            "Unpaired: the runs of each group are resampled independently (20,000 bootstrap",
+            "resamples, 95% percentile intervals). An interval that excludes 0 separates the two",
+            "groups at this budget; one that includes 0 does not.",
+            "",
+            "| env | budget | A | B | runs A, B | Δ mean [95% CI] | Δ IQM [95% CI] |",
+            "|---|---:|---|---|---|---:|---:|",
+        ]
+        for d in diffs:
+            lines.append(
+                f"| {d['env']} | {d['budget']:,} | {' '.join(d['a'])} | {' '.join(d['b'])} "
+                f"| {d['n_a']}, {d['n_b']} | {_diff_text(d['mean'])} | {_diff_text(d['iqm'])} |"
+            )
+    else:
+        lines.append("No group has a baseline (SAC, or SAC-AWMP's default) of its task and budget.")
     tasks = sorted({(k[0], k[3]) for k in groups})
     ref_lines = []
     for env, budget in tasks:
