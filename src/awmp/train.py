@@ -822,7 +822,9 @@ def _run(members: list[TrainConfig], run_dirs: list[Path], envs, eval_envs, spec
 
     from awmp.progress import TrainProgress
 
-    progress = TrainProgress(cfg.total_steps, enabled=cfg.progress)
+    progress = TrainProgress(
+        cfg.total_steps, enabled=cfg.progress, start=start, log_interval=cfg.log_interval
+    )
     try:
         with _Signals() as signals, progress:
             for t in range(start, cfg.total_steps):
@@ -881,6 +883,7 @@ def _run(members: list[TrainConfig], run_dirs: list[Path], envs, eval_envs, spec
                         s.logger.log_train(row)
                         s.finished.clear()
                     last_log_t, last_log_step = now, step
+                    progress.set_losses({k: float(np.mean(v)) for k, v in metrics.items()})
                     verify(step)
 
                 if step % cfg.eval_interval == 0 or step == cfg.total_steps:
