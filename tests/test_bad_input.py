@@ -116,12 +116,15 @@ def clean_run(tmp_path_factory):
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--checkpoint-interval", "-1"], "invalid checkpoint_interval=-1: must be >= 0"),
-        (["--keep-checkpoints", "0"], "invalid keep_checkpoints=0: must be >= 1"),
-        (["--total-steps", "0"], "invalid total_steps=0: must be >= 1"),
-        (["--sac.gamma", "1.5"], r"invalid sac.gamma=1.5: must be in \(0, 1\]"),
-        (["--sac.lr", "nan"], "invalid sac.lr=nan"),
-        (["--seed", "-3"], "invalid seed=-3"),
+        (
+            ["--checkpoint-interval", "-1"],
+            r"invalid --checkpoint-interval \(checkpoint_interval\)=-1: must be >= 0",
+        ),
+        (["--keep-checkpoints", "0"], r"invalid --keep-checkpoints \(keep_checkpoints\)=0: must"),
+        (["--total-steps", "0"], r"invalid --total-steps \(total_steps\)=0: must be >= 1"),
+        (["--sac.gamma", "1.5"], r"invalid --sac.gamma \(sac.gamma\)=1.5: must be in \(0, 1\]"),
+        (["--sac.lr", "nan"], r"invalid --sac.lr \(sac.lr\)=nan"),
+        (["--seed", "-3"], r"invalid --seed \(seed\)=-3"),
     ],
 )
 def test_invalid_config_values(tmp_path, capsys, flags, message):
@@ -195,6 +198,7 @@ def test_damaged_checkpoint_is_refused_then_previous_one_works(
 ):
     run_dir = tmp_path / "run"
     shutil.copytree(clean_run, run_dir)
+    (run_dir / "summary.json").unlink()  # unfinished (a finished run is not resumed at all)
     (step, newest), (prev_step, _) = checkpoint.list_checkpoints(run_dir)[::-1][:2]
     blob = bytearray(newest.read_bytes())
     if damage == "truncate":
@@ -239,6 +243,17 @@ def test_env_fault_stops_cleanly_and_resume_finishes_the_same_run(
     FAULT.update(kind=None)  # a transient fault: gone when the user resumes
     _run(["train", "--resume", str(run_dir)], capsys, 0)
     assert_same_run(clean_run, run_dir)
+
+
+def test_env_fault_before_the_first_checkpoint_does_not_suggest_resume(tmp_path, capsys):
+    """Issue 13, item 7: with no checkpoint yet, `--resume` would only start over."""
+    run_dir = tmp_path / "run"
+    FAULT.update(kind="nan_obs", at=7)
+    line = _run(_args(run_dir), capsys, 2)
+    assert re.search(r"observation at step 7 is not finite: \[nan\] at indices \[1\]", line)
+    assert "--resume" not in line and "resume with" not in line, line
+    assert "no checkpoint was written yet, so there is nothing to resume" in line
+    assert checkpoint.list_checkpoints(run_dir) == []
 
 
 def test_divergence_stops_keeps_last_good_checkpoint_and_resume_works(clean_run, tmp_path, capsys):

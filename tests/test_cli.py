@@ -34,10 +34,10 @@ def test_discrete_env_exits_2_with_one_line(tmp_path):
     "args, message",
     [
         (["--env", "Hoper-v5"], "did you mean Hopper-v5"),
-        (["--sac.gamma", "1.5"], r"invalid sac.gamma=1.5: must be in \(0, 1\]"),
-        (["--total-steps", "-5"], "invalid total_steps=-5"),
-        (["--algo", "ppo"], "invalid algo='ppo'"),
-        (["--preset", "nope"], "invalid preset='nope'"),
+        (["--sac.gamma", "1.5"], r"invalid --sac.gamma \(sac.gamma\)=1.5: must be in \(0, 1\]"),
+        (["--total-steps", "-5"], r"invalid --total-steps \(total_steps\)=-5"),
+        (["--algo", "ppo"], r"invalid --algo \(algo\)='ppo'"),
+        (["--preset", "nope"], r"invalid --preset \(preset\)='nope'"),
     ],
 )
 def test_bad_train_input_exits_2(args, message, capsys, tmp_path):

@@ -223,7 +223,7 @@ def test_group_resume_refusals(runs, tmp_path, capsys):
     )
     rc = main(["train", "--seeds", "2,2", "--run-dir", str(tmp_path / "x")])
     assert rc == 2 and re.search(
-        r"invalid seeds=\(2, 2\): must be distinct", capsys.readouterr().err
+        r"invalid --seeds \(seeds\)=\(2, 2\): must be distinct", capsys.readouterr().err
     )
     assert not (tmp_path / "x").exists()
     # An existing seed directory is refused before any other seed's directory is made.

@@ -7,8 +7,14 @@ project's own errors into one line on stderr and exit code 2, without a tracebac
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import difflib
+import io
 import json
+import re
 import sys
+import typing
+from decimal import Decimal, InvalidOperation
 
 USAGE = """usage: awmp {train,eval,demo,report,experiment,sweep,inspect,bench} ...
 
@@ -23,7 +29,7 @@ USAGE = """usage: awmp {train,eval,demo,report,experiment,sweep,inspect,bench} .
   awmp inspect RUN_DIR --episodes 1 [--video]   gating and prior weights of a SAC-AWMP run
   awmp bench [--quick]  training steps/s side by side with SB3/SBX (docs/BENCHMARKS.md)
 
-`awmp train --help` lists every config field with its description.
+`awmp train --help` lists every config field with its description; `awmp --version`.
 """
 
 EXIT_BAD_INPUT = 2
@@ -41,34 +47,158 @@ def parse_train_config(argv: list[str]):
     """Build a TrainConfig from CLI flags: preset first, then every flag overrides it."""
     from awmp.config import ALGOS, PRESETS, preset
 
-    argv = _split_seed_list(argv)
+    argv = _integer_budgets(_split_seed_list(argv))
 
     pre = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     pre.add_argument("--algo", default="sac")
     pre.add_argument("--preset", default="paper")
     pre.add_argument("--resume", default=None)
+    pre.add_argument("--run-dir", default=None)
     try:
         known, _ = pre.parse_known_args(argv)
     except argparse.ArgumentError:  # e.g. `--algo` without a value: tyro says it best below
-        known = argparse.Namespace(algo="sac", preset="paper", resume=None)
+        known = argparse.Namespace(algo="sac", preset="paper", resume=None, run_dir=None)
+    if known.run_dir is not None and not known.run_dir.strip():
+        raise _UsageError(
+            "invalid --run-dir (run_dir)='': give a directory, or omit --run-dir for the default "
+            "runs/<env>/<algo>/seed<seed>-<timestamp>"
+        )
+    if known.resume is not None and not known.resume.strip():
+        raise _UsageError("invalid --resume (resume)='': give the run directory to continue")
     if known.resume is not None:  # the saved config is the default; flags must agree with it
+        if _given(argv, "--run-dir"):
+            raise _UsageError(
+                f"--run-dir cannot be combined with --resume: a run continues in its own "
+                f"directory ({known.resume})"
+            )
         from awmp.train import load_run_config
 
         saved = load_run_config(known.resume)
-        return _tyro_cli(type(saved), default=saved, args=argv, prog="awmp train")
+        cfg = _tyro_cli(type(saved), default=saved, args=argv, prog="awmp train")
+        _check_algo_flags(argv, cfg.algo)
+        return cfg
     if known.algo not in ALGOS:
-        raise _UsageError(f"invalid algo={known.algo!r}: must be one of {', '.join(ALGOS)}")
+        raise _UsageError(
+            f"invalid --algo (algo)={known.algo!r}: must be one of {', '.join(ALGOS)}"
+        )
     if known.preset not in PRESETS:
-        raise _UsageError(f"invalid preset={known.preset!r}: must be one of {', '.join(PRESETS)}")
+        raise _UsageError(
+            f"invalid --preset (preset)={known.preset!r}: must be one of {', '.join(PRESETS)}"
+        )
     default = preset(known.preset)
     default.algo = known.algo
-    return _tyro_cli(
+    cfg = _tyro_cli(
         type(default),
         default=default,
         args=argv,
         prog="awmp train",
         description="Train SAC, SAC-AWMP or TD3 on a Gymnasium task. Flags override the preset.",
     )
+    _check_algo_flags(argv, cfg.algo)
+    return cfg
+
+
+SECTIONS = {"sac": "sac", "sac-awmp": "awmp", "td3": "td3"}  # algo -> its config section
+
+
+def _given(argv: list[str], flag: str) -> bool:
+    """Whether `flag` (or its underscore spelling) appears in argv, as `--x v` or `--x=v`."""
+    names = {flag, flag.replace("-", "_")}
+    return any(a.split("=", 1)[0] in names for a in argv if a.startswith("--"))
+
+
+def _check_algo_flags(argv: list[str], algo: str) -> None:
+    """Warn, once, about hyperparameter flags of another algorithm (`--algo td3 --sac.hidden 8
+    8`): they are stored in config.json but do not change this run. (A warning, not a refusal,
+    so one command line can carry every algorithm's flags, e.g. in a loop over --algo.)"""
+    ours = SECTIONS[algo]
+    ignored, hints = [], []
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        section = name[2:].split(".", 1)[0] if name.startswith("--") and "." in name else None
+        if section in SECTIONS.values() and section != ours and name not in ignored:
+            ignored.append(name)
+            alt = f"--{ours}.{name.split('.', 1)[1]}"
+            if alt in _config_flags() and alt not in hints:
+                hints.append(alt)
+    if ignored:
+        others = ", ".join(sorted({_algo_of(n[2:].split(".", 1)[0]) for n in ignored}))
+        one = len(ignored) == 1
+        hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+        print(
+            f"awmp: warning: {', '.join(ignored)} {'applies' if one else 'apply'} only to "
+            f"--algo {others}; this run is --algo {algo} and ignores {'it' if one else 'them'}"
+            f"{hint}",
+            file=sys.stderr,
+        )
+
+
+def _algo_of(section: str) -> str:
+    return next(a for a, s in SECTIONS.items() if s == section)
+
+
+def _config_flags() -> dict[str, object]:
+    """Every config flag of `awmp train` (--total-steps, --sac.hidden, --no-progress, ...) ->
+    its field's type."""
+    from awmp.config import TrainConfig
+
+    flags: dict[str, object] = {}
+
+    def add(cls, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            t = hints[f.name]
+            name = f.name.replace("_", "-")
+            if dataclasses.is_dataclass(t):
+                add(t, f"{prefix}{name}.")
+                continue
+            flags[f"--{prefix}{name}"] = t
+            if t is bool:
+                flags[f"--{prefix}no-{name}"] = t
+
+    add(TrainConfig, "")
+    return flags
+
+
+_SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
+def _integer_budgets(argv: list[str]) -> list[str]:
+    """Integer flags written in scientific notation (`--total-steps 1e6`) as integers; a value
+    that is not a whole number is left for the parser to refuse."""
+    ints = {k for k, t in _config_flags().items() if t is int}
+    ints |= {k.replace("-", "_") for k in ints}
+
+    def whole(value: str) -> str:
+        if not _SCIENTIFIC.fullmatch(value):
+            return value
+        try:
+            d = Decimal(value)
+        except InvalidOperation:
+            return value
+        return str(int(d)) if d == d.to_integral_value() else value
+
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        name, eq, value = arg.partition("=")
+        if eq and name in ints:
+            out.append(f"{name}={whole(value)}")
+        elif i > 0 and argv[i - 1] in ints:
+            out.append(whole(arg))
+        else:
+            out.append(arg)
+    return out
+
+
+def _flag_error(message: str) -> str:
+    """A config error naming a field (`invalid total_steps=0: ...`) as the flag the user typed
+    and the field: `invalid --total-steps (total_steps)=0: ...`."""
+    m = re.match(r"invalid ([A-Za-z_][\w.]*)=", message)
+    if not m:
+        return message
+    field = m.group(1)
+    flag = "--" + field.replace("_", "-")
+    return f"invalid {flag} ({field})={message[m.end() :]}"
 
 
 class _UsageError(Exception):
@@ -91,16 +221,22 @@ def _split_seed_list(argv: list[str]) -> list[str]:
 def _tyro_cli(*args, **kwargs):
     """tyro.cli, with its boxed parse error turned into one line (a _UsageError)."""
     import contextlib
-    import io
 
     import tyro
 
     buf = io.StringIO()
+    argv = kwargs.get("args") or []
+    help_out = _Capture() if any(a in ("-h", "--help") for a in argv) else None
     try:
         with contextlib.redirect_stderr(buf):
-            return tyro.cli(*args, **kwargs)
+            if help_out is None:
+                return tyro.cli(*args, **kwargs)
+            with contextlib.redirect_stdout(help_out):
+                return tyro.cli(*args, **kwargs)
     except SystemExit as e:
         if e.code in (0, None):
+            if help_out is not None:
+                sys.stdout.write(_tidy_help(help_out.getvalue()))
             sys.stderr.write(buf.getvalue())
             raise
         raw = buf.getvalue().splitlines()
@@ -115,7 +251,66 @@ def _tyro_cli(*args, **kwargs):
                 continue
             body.append(line)
         message = " ".join(body) or "invalid arguments"
+        m = re.match(r"Unrecognized options?: (.*)", message)
+        if m:
+            unknown = [a for a in m.group(1).split(", ") if a.startswith("-")]
+            close = [
+                c
+                for a in unknown
+                for c in difflib.get_close_matches(a.split("=", 1)[0], _config_flags(), n=1)
+            ]
+            if close:
+                message += f"; did you mean {', '.join(dict.fromkeys(close))}?"
+        if "invalid literal for int()" in message:
+            message += "; write a whole number, e.g. 1000000, 1_000_000 or 1e6"
         raise _UsageError(f"{message} (see awmp train --help)") from None
+
+
+class _Capture(io.StringIO):
+    """Captures what tyro writes to stdout while looking like it (boxes need UTF-8, colours a
+    TTY), so the captured help is what tyro would have printed."""
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(sys.__stdout__, "encoding", None) or "utf-8"
+
+    def isatty(self) -> bool:
+        return bool(sys.__stdout__ and sys.__stdout__.isatty())
+
+
+# tyro's rendering of optional and tuple fields, as a user would write them.
+_HELP_FIXES = (
+    ("--run-dir {None}|STR", "--run-dir DIR"),
+    ("--resume {None}|STR", "--resume DIR"),
+    ("--seeds [INT [INT ...]]", "--seeds S[,S...]"),
+    ("(default: )", "(default: none, one run with --seed)"),
+)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _tidy_help(text: str) -> str:
+    """`awmp train --help` with _HELP_FIXES applied, columns and box borders kept in place."""
+    out = []
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\r\n")
+        plain = _ANSI.sub("", body)
+        if not any(old in plain for old, _ in _HELP_FIXES):
+            out.append(line)
+            continue
+        body = new = plain  # a fixed line loses its colours, not its text
+        for old, fixed in _HELP_FIXES:
+            new = new.replace(old, fixed.ljust(len(old)))
+        grow = len(new) - len(body)
+        if grow > 0:  # take the extra width back from the padding at the end, if there is some
+            border = "\u2502" if new.endswith("\u2502") else ""
+            core = new[: len(new) - len(border)]
+            spare = len(core) - len(core.rstrip(" ")) - (1 if border else 0)
+            if spare >= grow:
+                new = core[: len(core) - grow] + border
+        out.append(new + line[len(line.rstrip("\r\n")) :])
+    return "".join(out)
 
 
 def cmd_train(argv: list[str]) -> int:
@@ -126,7 +321,9 @@ def cmd_train(argv: list[str]) -> int:
 
     try:
         cfg = parse_train_config(argv)
-    except (_UsageError, ConfigError, EnvError, RunDirError, CheckpointError) as e:
+    except ConfigError as e:
+        return _fail(_flag_error(str(e)))
+    except (_UsageError, EnvError, RunDirError, CheckpointError) as e:
         return _fail(str(e))
     return run_train(cfg)
 
@@ -141,7 +338,9 @@ def run_train(cfg) -> int:
 
     try:
         run_dir, summary = train(cfg)
-    except (ConfigError, EnvError, RunDirError, CheckpointError) as e:
+    except ConfigError as e:
+        return _fail(_flag_error(str(e)))
+    except (EnvError, RunDirError, CheckpointError) as e:
         return _fail(str(e))
     except DivergenceError as e:
         print(f"awmp: error: {e}", file=sys.stderr)
@@ -227,6 +426,11 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-V", "--version"):
+        from awmp import __version__
+
+        print(f"awmp {__version__}")
+        return 0
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else EXIT_BAD_INPUT

@@ -169,7 +169,8 @@ class TrainConfig:
     run_dir: str | None = None
     """Run directory; default runs/<env>/<algo>/seed<seed>-<timestamp>. Never overwritten."""
     progress: bool = True
-    """Show a live progress bar."""
+    """Show progress: a live bar on a terminal, else (nohup, Slurm, CI) a plain line on stderr
+    every log_interval steps (step, steps/s, elapsed, ETA, last eval, losses). Off: silent."""
     checkpoint_interval: int = 0
     """Environment steps between checkpoints; 0 = auto: 5% of total_steps (README "Long runs")."""
     keep_checkpoints: int = 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -53,16 +54,34 @@ def make_env(env_id: str, seed: int | None = None, **kwargs) -> tuple[gym.Env, E
     The returned env accepts actions in [-1, 1]^d (clipped there first) and maps them affinely
     onto the env's own bounds, asymmetric ones included.
     """
+    if ":" in env_id:  # "module:Env-v0": gym imports the module; say so when that fails
+        module = env_id.split(":", 1)[0]
+        try:
+            importlib.import_module(module)
+        except Exception as e:  # noqa: BLE001 - any failure of a user module is bad input
+            raise EnvError(
+                f"cannot import module {module!r} for environment {env_id!r}: "
+                f"{type(e).__name__}: {e}"
+            ) from None
     try:
         env = gym.make(env_id, **kwargs)
     except gym.error.Error as e:  # NameNotFound, VersionNotFound, NamespaceNotFound, ...
         raise EnvError(f"unknown environment {env_id!r} ({e}){_suggest(env_id)}") from None
+    except ImportError as e:  # the registered entry point's module cannot be imported
+        raise EnvError(f"cannot create environment {env_id!r}: {type(e).__name__}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - a user env failing in its constructor is bad input
+        raise EnvError(
+            f"environment {env_id!r} raised {type(e).__name__} when created: {e}"
+        ) from None
     try:
         spec = check_spaces(env_id, env)
     except EnvError:
         env.close()
         raise
-    ones = np.ones(spec.act_dim, np.float32)
+    # The new bounds in the env's own dtype: float32 ones given to a float64 Box make gymnasium
+    # warn "overflow encountered in cast" while it checks them against float64's range.
+    act_dtype = env.action_space.dtype
+    ones = np.ones(spec.act_dim, act_dtype if np.issubdtype(act_dtype, np.floating) else np.float32)
     env = gym.wrappers.ClipAction(gym.wrappers.RescaleAction(env, -ones, ones))
     if seed is not None:
         env.reset(seed=seed)

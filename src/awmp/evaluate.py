@@ -68,26 +68,33 @@ class Policy:
         self._det = jax.jit(self.agent.act_deterministic)
         self._stoch = jax.jit(self.agent.act)
 
-    def act_normalized(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Actions in [-1, 1]^d (the agent's own box) for a batch (B, obs_dim)."""
-        obs = jnp.asarray(np.asarray(obs, np.float32))
-        if deterministic:
-            return np.asarray(self._det(self.state, obs))
-        self.state, action, _ = self._stoch(self.state, obs)
-        return np.asarray(action)
-
-    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+    def _batch(self, obs: np.ndarray) -> tuple[np.ndarray, bool]:
+        """`obs` as a float32 batch (B, obs_dim), and whether it was one observation."""
         obs = np.asarray(obs, np.float32)
-        single = obs.ndim == 1
-        if obs.shape[-1] != self.spec.obs_dim or obs.ndim not in (1, 2):
+        if obs.ndim not in (1, 2) or obs.shape[-1] != self.spec.obs_dim:
             raise ValueError(
                 f"expected an observation of shape ({self.spec.obs_dim},) or "
                 f"(B, {self.spec.obs_dim}), got {obs.shape}"
             )
-        a = self.act_normalized(obs[None] if single else obs, deterministic)
-        a = np.clip(a, -1.0, 1.0)
-        env_a = self._low + (a + 1.0) * 0.5 * (self._high - self._low)
-        return env_a[0] if single else env_a
+        return (obs[None], True) if obs.ndim == 1 else (obs, False)
+
+    def act_normalized(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Actions in [-1, 1]^d (the agent's own box) for one observation (obs_dim,) or a batch
+        (B, obs_dim), with the same leading shape."""
+        batch, single = self._batch(obs)
+        if deterministic:
+            a = np.asarray(self._det(self.state, jnp.asarray(batch)))
+        else:
+            self.state, action, _ = self._stoch(self.state, jnp.asarray(batch))
+            a = np.asarray(action)
+        return a[0] if single else a
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Actions in the environment's own bounds for one observation (obs_dim,) or a batch
+        (B, obs_dim), with the same leading shape."""
+        # In float64: (a + 1) in float32 would round to float32's step near 1 (1.2e-7).
+        a = np.clip(np.asarray(self.act_normalized(obs, deterministic), np.float64), -1.0, 1.0)
+        return self._low + (a + 1.0) * 0.5 * (self._high - self._low)
 
 
 def load(run_dir: str | Path) -> Policy:

@@ -1,9 +1,20 @@
-"""A live progress bar for training: steps, steps/s, ETA and the last evaluation return."""
+"""Training progress: a live bar on a terminal, plain lines elsewhere (nohup, Slurm, CI).
+
+On a terminal (stdout or stderr is a TTY) a rich progress bar shows steps, steps/s, elapsed
+time, ETA and the last evaluation return. Without a TTY the bar would print nothing, so one
+plain line goes to stderr every `log_interval` steps instead (and at the last step), e.g.
+
+    awmp: step 2000/10000 (20%) | 512 steps/s | elapsed 0:00:04 | ETA 0:00:16 | eval -143.2 |
+          q_loss 1.23 pi_loss -4.56   (one line)
+
+`enabled=False` (`--no-progress`) silences both.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 
 from rich.progress import (
     BarColumn,
@@ -15,18 +26,49 @@ from rich.progress import (
 )
 
 
-class TrainProgress:
-    """Cheap to call every step: the bar is redrawn at most every `refresh_s` seconds."""
+def _is_tty() -> bool:
+    return sys.stderr.isatty() or sys.stdout.isatty()
 
-    def __init__(self, total: int, enabled: bool = True, refresh_s: float = 0.25) -> None:
+
+def _hms(seconds: float) -> str:
+    seconds = max(int(round(seconds)), 0)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def main_losses(metrics: Mapping[str, float]) -> dict[str, float]:
+    """The metrics a progress line shows: the losses and SAC's temperature."""
+    shown = {k: float(v) for k, v in metrics.items() if k.endswith("_loss")}
+    if "alpha" in metrics:
+        shown["alpha"] = float(metrics["alpha"])
+    return shown
+
+
+class TrainProgress:
+    """Cheap to call every step: the bar is redrawn at most every `refresh_s` seconds; a plain
+    line (no TTY) is printed at most once per `log_interval` steps."""
+
+    def __init__(
+        self,
+        total: int,
+        enabled: bool = True,
+        refresh_s: float = 0.25,
+        *,
+        start: int = 0,
+        log_interval: int = 1000,
+        plain: bool | None = None,
+    ) -> None:
         self.total = total
         self.enabled = enabled
         self.refresh_s = refresh_s
+        self.start = start
+        self.log_interval = max(int(log_interval), 1)
+        self.plain = enabled and (not _is_tty() if plain is None else plain)
         self._last = 0.0
         self._eval = "-"
+        self._losses: dict[str, float] = {}
         self._t0 = time.perf_counter()
         self._progress = None
-        if enabled:
+        if enabled and not self.plain:
             self._progress = Progress(
                 TextColumn("[bold]train"),
                 BarColumn(),
@@ -38,9 +80,10 @@ class TrainProgress:
                 TextColumn("eval {task.fields[eval]}"),
                 console=None,
                 transient=False,
-                disable=not sys.stderr.isatty() and not sys.stdout.isatty(),
             )
-            self._task = self._progress.add_task("train", total=total, sps="-", eval="-")
+            self._task = self._progress.add_task(
+                "train", total=total, completed=start, sps="-", eval="-"
+            )
 
     def __enter__(self) -> TrainProgress:
         if self._progress is not None:
@@ -54,12 +97,39 @@ class TrainProgress:
     def set_eval(self, value: float) -> None:
         self._eval = f"{value:.1f}"
 
+    def set_losses(self, metrics: Mapping[str, float]) -> None:
+        """The latest losses, shown on the next plain line."""
+        self._losses = main_losses(metrics)
+
+    def _sps(self, step: int, now: float) -> float:
+        return (step - self.start) / max(now - self._t0, 1e-9)
+
+    def line(self, step: int, now: float | None = None) -> str:
+        """The plain progress line at `step`."""
+        now = time.perf_counter() if now is None else now
+        sps = self._sps(step, now)
+        eta = _hms((self.total - step) / sps) if sps > 0 else "-"
+        parts = [
+            f"step {step}/{self.total} ({100 * step / self.total:.0f}%)",
+            f"{sps:.0f} steps/s",
+            f"elapsed {_hms(now - self._t0)}",
+            f"ETA {eta}",
+            f"eval {self._eval}",
+        ]
+        if self._losses:
+            parts.append(" ".join(f"{k} {v:.4g}" for k, v in self._losses.items()))
+        return "awmp: " + " | ".join(parts)
+
     def advance(self, step: int) -> None:
-        if self._progress is None:
+        if not self.enabled:
+            return
+        if self.plain:
+            if step % self.log_interval == 0 or step == self.total:
+                print(self.line(step), file=sys.stderr, flush=True)
             return
         now = time.perf_counter()
         if now - self._last < self.refresh_s and step < self.total:
             return
         self._last = now
-        sps = step / max(now - self._t0, 1e-9)
+        sps = self._sps(step, now)
         self._progress.update(self._task, completed=step, sps=f"{sps:.0f}", eval=self._eval)

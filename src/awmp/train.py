@@ -46,7 +46,7 @@ import numpy as np
 from awmp import __version__, algos, checkpoint
 from awmp.buffer import ReplayBuffer
 from awmp.checkpoint import CheckpointError, LoopState
-from awmp.config import TrainConfig, from_dict, to_dict, validate
+from awmp.config import ConfigError, TrainConfig, from_dict, to_dict, validate
 from awmp.envs import EnvError, make_env
 from awmp.evaluate import PARAMS_FILE, run_episodes
 from awmp.logger import LogResumeError, RunLogger
@@ -237,6 +237,26 @@ def _check_resume(cfg: TrainConfig) -> Path:
     return run_dir
 
 
+def _finished_summaries(dirs: list[Path], total_steps: int) -> list[dict] | None:
+    """The saved summaries when every run directory finished its `total_steps` (summary.json,
+    written last, says so, and the final parameters are there); else None."""
+    summaries = []
+    for d in dirs:
+        try:
+            summary = json.loads((d / "summary.json").read_text())
+        except (OSError, ValueError):
+            return None
+        if (
+            not isinstance(summary, dict)
+            or summary.get("interrupted") is not False
+            or summary.get("steps_done") != total_steps
+            or not (d / PARAMS_FILE).is_file()
+        ):
+            return None
+        summaries.append(summary)
+    return summaries
+
+
 def resume(run_dir, **free_fields):
     """Continue the run in `run_dir` from its newest checkpoint (Python form of `--resume`).
 
@@ -400,10 +420,20 @@ def train(cfg: TrainConfig):
     (see `resume`).
     """
     validate(cfg)
+    if cfg.run_dir is not None and not str(cfg.run_dir).strip():
+        raise ConfigError("invalid run_dir='': must be a directory, or None for the default")
     members = _members(cfg)
     ckpts: list = [None] * len(members)
     if cfg.resume:
         dirs = [_check_resume(m) for m in members]
+        done = _finished_summaries(dirs, cfg.total_steps)
+        if done is not None:
+            where = ",".join(map(str, dirs))
+            _say(
+                f"{where}: already finished ({cfg.total_steps} of {cfg.total_steps} steps); "
+                "nothing to do"
+            )
+            return (dirs[0], done[0]) if not cfg.seeds else (dirs, done)
         ckpts = _group_checkpoints(dirs)
         for m, ckpt in zip(members, ckpts, strict=True):
             if ckpt is not None and _experiment(from_dict(ckpt.meta["config"])) != _experiment(m):
@@ -650,9 +680,9 @@ def _run(members: list[TrainConfig], run_dirs: list[Path], envs, eval_envs, spec
 
     def resume_hint() -> str:
         last = seeds[0].last_ckpt
-        if last is None:
-            kept = ""
-        elif n == 1:
+        if last is None:  # --resume would only start over from step 0: do not suggest it
+            return "; no checkpoint was written yet, so there is nothing to resume"
+        if n == 1:
             kept = f"the last checkpoint {last} is kept; "
         else:
             kept = f"the last checkpoints ({last.name} in each run directory) are kept; "
@@ -822,7 +852,9 @@ def _run(members: list[TrainConfig], run_dirs: list[Path], envs, eval_envs, spec
 
     from awmp.progress import TrainProgress
 
-    progress = TrainProgress(cfg.total_steps, enabled=cfg.progress)
+    progress = TrainProgress(
+        cfg.total_steps, enabled=cfg.progress, start=start, log_interval=cfg.log_interval
+    )
     try:
         with _Signals() as signals, progress:
             for t in range(start, cfg.total_steps):
@@ -881,6 +913,7 @@ def _run(members: list[TrainConfig], run_dirs: list[Path], envs, eval_envs, spec
                         s.logger.log_train(row)
                         s.finished.clear()
                     last_log_t, last_log_step = now, step
+                    progress.set_losses({k: float(np.mean(v)) for k, v in metrics.items()})
                     verify(step)
 
                 if step % cfg.eval_interval == 0 or step == cfg.total_steps:
@@ -903,10 +936,7 @@ def _run(members: list[TrainConfig], run_dirs: list[Path], envs, eval_envs, spec
                 if step % ckpt_every == 0 or step == cfg.total_steps:
                     save_checkpoint(step)
     except KeyboardInterrupt:  # a second signal: stopped without a new checkpoint
-        last = seeds[0].last_ckpt
-        kept = f"the last checkpoint {last} is kept; " if last and n == 1 else ""
-        kept = kept or (f"the last checkpoints ({last.name}) are kept; " if last else "")
-        _say(f"stopped at step {step}; {kept}resume with: awmp train --resume {resume_target}")
+        _say(f"stopped at step {step}{resume_hint()}")
         raise TrainingInterrupted(
             run_dirs[0] if n == 1 else run_dirs, step, signal.SIGINT, None
         ) from None

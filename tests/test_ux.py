@@ -1,0 +1,330 @@
+"""Issue 13, "Defects": the rough edges a new user hit (items 1, 3, 4, 6, 8, 11, 12).
+
+CLI behaviour goes through the real `awmp` command in a subprocess (no TTY there, as under
+nohup, Slurm or CI); the Python API in process. Item 7 is in test_bad_input.py (its fault env).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import flax.serialization
+import gymnasium as gym
+import jax
+import numpy as np
+import pytest
+from reliability import subprocess_env
+
+import awmp
+from awmp import algos
+from awmp.cli import parse_train_config
+from awmp.config import ConfigError, preset, to_dict
+from awmp.envs import make_env
+from awmp.evaluate import PARAMS_FILE
+from awmp.progress import TrainProgress
+from awmp.train import resume
+
+TINY = [
+    "--env", "Pendulum-v1",
+    "--total-steps", "300",
+    "--warmup-steps", "100",
+    "--eval-interval", "150",
+    "--eval-episodes", "1",
+    "--log-interval", "100",
+    "--sac.hidden", "16", "16",
+    "--sac.batch-size", "16",
+]  # fmt: skip
+
+
+def _awmp(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "awmp.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+
+
+def _error_line(res: subprocess.CompletedProcess) -> str:
+    """The one `awmp: error:` line of a refused command (exit code 2, no traceback)."""
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("awmp: error: "), res.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def plain_run(tmp_path_factory):
+    """A tiny run trained by `awmp train` without a TTY and without --no-progress."""
+    run_dir = tmp_path_factory.mktemp("plain") / "run"
+    res = _awmp("train", *TINY, "--run-dir", str(run_dir), env=subprocess_env(tmp_path_factory))
+    assert res.returncode == 0, res.stderr
+    return run_dir, res
+
+
+# ----------------------------------------------------------------------------- item 1
+
+
+def test_without_a_tty_a_plain_line_every_log_interval(plain_run):
+    _, res = plain_run
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("awmp: step ")]
+    assert [ln.split()[2] for ln in lines] == ["100/300", "200/300", "300/300"], res.stderr
+    for ln in lines:
+        for part in ("steps/s", "elapsed ", "ETA ", "eval ", "q_loss ", "pi_loss "):
+            assert part in ln, ln
+    assert re.search(r"\| eval -?\d+\.\d \|", lines[-1]), lines[-1]  # the last evaluation
+    assert "ETA 0:00:00" in lines[-1]
+    assert json.loads(res.stdout)["steps_done"] == 300  # stdout stays the JSON summary
+
+
+def test_progress_line_contents_and_silence(capsys):
+    p = TrainProgress(1000, enabled=True, log_interval=250, plain=True, start=200)
+    p._t0 -= 10.0  # 10 s ago
+    p.set_eval(-123.456)
+    p.set_losses({"q_loss": 1.5, "pi_loss": -2.25, "alpha": 0.2, "q_mean": 7.0})
+    line = p.line(700, now=p._t0 + 10.0)
+    assert line == (
+        "awmp: step 700/1000 (70%) | 50 steps/s | elapsed 0:00:10 | ETA 0:00:06 | eval -123.5 | "
+        "q_loss 1.5 pi_loss -2.25 alpha 0.2"
+    )
+    for step in range(201, 1001):
+        p.advance(step)
+    err = capsys.readouterr().err
+    assert [ln.split()[2] for ln in err.splitlines()] == ["250/1000", "500/1000", "750/1000",
+                                                          "1000/1000"]  # fmt: skip
+    quiet = TrainProgress(1000, enabled=False, log_interval=250, plain=True)
+    with quiet:
+        for step in range(1, 1001):
+            quiet.advance(step)
+    assert capsys.readouterr() == ("", "")
+
+
+# ----------------------------------------------------------------------------- item 12
+
+
+def test_resuming_a_finished_run_does_nothing(plain_run, tmp_path, tmp_path_factory):
+    run_dir = tmp_path / "run"
+    shutil.copytree(plain_run[0], run_dir)
+    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
+    res = _awmp("train", "--resume", str(run_dir), env=subprocess_env(tmp_path_factory))
+    assert res.returncode == 0, res.stderr
+    assert f"awmp: {run_dir}: already finished (300 of 300 steps); nothing to do" in res.stderr
+    assert "from step" not in res.stderr  # not "resuming ... from step 300"
+    assert json.loads(res.stdout) == json.loads((run_dir / "summary.json").read_text())
+    after = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
+    assert after == before  # no new events file, nothing rewritten
+    # The Python form says the same and returns the saved summary.
+    got_dir, summary = resume(run_dir, progress=False)
+    assert got_dir == run_dir and summary["steps_done"] == 300
+
+
+# ----------------------------------------------------------------------------- item 3
+
+
+@pytest.fixture(scope="module", params=["sac", "sac-awmp", "td3"])
+def saved_policy(request, tmp_path_factory):
+    """A run directory of each algorithm holding its initial parameters (no training needed)."""
+    cfg = preset("paper")
+    cfg.algo, cfg.env = request.param, "test/Asym-v0"  # obs (2,), actions (2,) in asymmetric bounds
+    for section in (cfg.sac, cfg.td3, cfg.awmp):
+        section.hidden = (8, 8)
+    cfg.awmp.policy_hidden, cfg.awmp.prior_hidden = (8, 8), (8, 8)
+    run_dir = tmp_path_factory.mktemp(request.param)
+    _, spec = make_env(cfg.env)
+    state = algos.get(cfg.algo).make_agent(spec, cfg.algo_config()).init(jax.random.PRNGKey(0))
+    (run_dir / "config.json").write_text(json.dumps({"config": to_dict(cfg)}))
+    (run_dir / PARAMS_FILE).write_bytes(flax.serialization.to_bytes(state))
+    return awmp.load(run_dir)
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_act_takes_one_observation_or_a_batch_for_every_algorithm(saved_policy, deterministic):
+    policy = saved_policy
+    batch = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)
+    for fn, low, high in (
+        (policy.act_normalized, -1.0, 1.0),
+        (policy.act, np.array([0.0, -3.0]), np.array([10.0, 1.0])),
+    ):
+        one = fn(batch[0], deterministic=deterministic)
+        many = fn(batch, deterministic=deterministic)
+        assert one.shape == (2,) and many.shape == (5, 2)
+        assert np.all((low <= many) & (many <= high)) and np.all((low <= one) & (one <= high))
+        if deterministic:
+            np.testing.assert_allclose(one, many[0], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"expected an observation of shape \(2,\)"):
+        policy.act_normalized(np.zeros(3))
+    with pytest.raises(ValueError, match=r"expected an observation of shape \(2,\)"):
+        policy.act(np.zeros((1, 1, 2)))
+
+
+# ----------------------------------------------------------------------------- item 4
+
+
+def test_env_module_that_does_not_exist(tmp_path):
+    line = _error_line(_awmp("train", "--env", "nosuchmod_awmp:Foo-v0", "--run-dir", str(tmp_path)))
+    assert line == (
+        "awmp: error: cannot import module 'nosuchmod_awmp' for environment "
+        "'nosuchmod_awmp:Foo-v0': ModuleNotFoundError: No module named 'nosuchmod_awmp'"
+    )
+
+
+def test_env_module_whose_import_fails(tmp_path):
+    (tmp_path / "brokenenvs_awmp.py").write_text("raise RuntimeError('needs a licence file')\n")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
+    run_dir = tmp_path / "run"
+    res = _awmp("train", "--env", "brokenenvs_awmp:Foo-v0", "--run-dir", str(run_dir), env=env)
+    assert _error_line(res) == (
+        "awmp: error: cannot import module 'brokenenvs_awmp' for environment "
+        "'brokenenvs_awmp:Foo-v0': RuntimeError: needs a licence file"
+    )
+    assert not run_dir.exists()
+
+
+# ----------------------------------------------------------------------------- item 6
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--run-dir", ""], r"invalid --run-dir \(run_dir\)='': give a directory"),
+        (["--run-dir="], r"invalid --run-dir \(run_dir\)=''"),
+        (
+            ["--resume", "RUN", "--run-dir", "ELSEWHERE"],
+            r"--run-dir cannot be combined with --resume: a run continues in its own directory "
+            r"\(RUN\)",
+        ),
+    ],
+)
+def test_ambiguous_run_flags_are_refused(tmp_path, args, message):
+    line = _error_line(_awmp("train", *args))
+    assert re.search(message, line), line
+    assert not Path("ELSEWHERE").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "warning"),
+    [
+        (
+            ["--algo", "td3", "--sac.hidden", "8", "8"],
+            "awmp: warning: --sac.hidden applies only to --algo sac; this run is --algo td3 and "
+            "ignores it (did you mean --td3.hidden?)",
+        ),
+        (
+            ["--algo", "sac", "--awmp.num-components=8", "--td3.tau", "0.1", "--td3.tau", "0.2"],
+            "awmp: warning: --awmp.num-components, --td3.tau apply only to --algo sac-awmp, td3; "
+            "this run is --algo sac and ignores them (did you mean --sac.tau?)",
+        ),
+    ],
+)
+def test_flags_of_another_algorithm_are_named_once(args, warning):
+    # --eval-episodes 0 stops the command right after parsing: no training needed.
+    res = _awmp("train", *args, "--eval-episodes", "0")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.splitlines() == [
+        warning,
+        "awmp: error: invalid --eval-episodes (eval_episodes)=0: must be >= 1",
+    ]
+
+
+def test_empty_run_dir_is_refused_in_python():
+    cfg = preset("paper")
+    cfg.run_dir = ""
+    with pytest.raises(ConfigError, match="invalid run_dir=''"):
+        awmp.train(cfg)
+
+
+# ----------------------------------------------------------------------------- item 8
+
+
+class Float64Env(gym.Env):
+    """float64 action bounds, as many third-party and MuJoCo-style envs declare them."""
+
+    def __init__(self) -> None:
+        self.action_space = gym.spaces.Box(
+            np.array([-2.0, 0.0]), np.array([2.0, 5.0]), dtype=np.float64
+        )
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float64)
+        self.last_action = None
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2), {}
+
+    def step(self, action):
+        self.last_action = np.asarray(action)
+        return np.zeros(2), 0.0, False, False, {}
+
+
+if "test/Float64-v0" not in gym.registry:
+    gym.register("test/Float64-v0", entry_point=Float64Env, max_episode_steps=5)
+
+
+def test_float64_action_bounds_give_no_warning():
+    assert Float64Env().action_space.dtype == np.float64
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        env, spec = make_env("test/Float64-v0", seed=0)
+        env.step(np.array([1.0, -1.0], np.float32))
+        assert np.allclose(env.unwrapped.last_action, [2.0, 0.0])  # still mapped affinely
+        env.step(np.array([-1.0, 0.5], np.float32))
+        assert np.allclose(env.unwrapped.last_action, [-2.0, 3.75])
+        env.close()
+    assert spec.act_dim == 2
+
+
+# ----------------------------------------------------------------------------- item 11
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--total-steps", "0"], r"^awmp: error: invalid --total-steps \(total_steps\)=0: must be"),
+        (["--sac.gamma", "1.5"], r"invalid --sac\.gamma \(sac\.gamma\)=1\.5: must be in \(0, 1\]"),
+        (["--algo", "ppo"], r"invalid --algo \(algo\)='ppo': must be one of sac, sac-awmp, td3"),
+        (
+            ["--total-step", "5"],
+            r"Unrecognized options: --total-step, 5; did you mean "
+            r"--total-steps\?",
+        ),  # fmt: skip
+        (["--sac.hiden", "8"], r"did you mean --sac\.hidden\?"),
+        (["--total-steps", "1.5e-3"], r"write a whole number, e\.g\. 1000000, 1_000_000 or 1e6"),
+        # 1e6 parses as 1000000: the error is about the next flag, not about --total-steps
+        (
+            ["--total-steps", "1e6", "--eval-episodes", "0"],
+            r"^awmp: error: invalid --eval-episodes \(eval_episodes\)=0",
+        ),  # fmt: skip
+    ],
+)
+def test_errors_name_the_flag_the_user_typed(args, message):
+    line = _error_line(_awmp("train", *args))
+    assert re.search(message, line), line
+
+
+def test_integer_budgets_in_scientific_notation():
+    cfg = parse_train_config(["--total-steps", "1e6", "--warmup-steps=2.5e4", "--seed", "7"])
+    assert (cfg.total_steps, cfg.warmup_steps, cfg.seed) == (1_000_000, 25_000, 7)
+    assert parse_train_config(["--sac.lr", "1e-4"]).sac.lr == pytest.approx(1e-4)  # floats as is
+
+
+def test_version_and_help_cosmetics():
+    res = _awmp("--version")
+    assert res.returncode == 0 and res.stdout.strip() == f"awmp {awmp.__version__}"
+    res = _awmp("train", "--help")
+    assert res.returncode == 0
+    for bad in ("{None}|STR", "(default: )", "--seeds [INT"):
+        assert bad not in res.stdout
+    text = " ".join(res.stdout.split())
+    assert "--run-dir DIR" in text and "--resume DIR" in text
+    assert "--seeds S[,S...]" in text and "(default: none, one run with --seed)" in text
+    widths = {len(ln) for ln in res.stdout.splitlines() if ln.startswith("\u2502")}
+    assert len(widths) == 1, widths  # the help box's lines all still end at its border
