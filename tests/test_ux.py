@@ -6,6 +6,7 @@ nohup, Slurm or CI); the Python API in process. Item 7 is in test_bad_input.py (
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import gymnasium as gym
 import jax
 import numpy as np
 import pytest
+from conftest import small_config
 from reliability import subprocess_env
 
 import awmp
@@ -328,3 +330,74 @@ def test_version_and_help_cosmetics():
     assert "--seeds S[,S...]" in text and "(default: none, one run with --seed)" in text
     widths = {len(ln) for ln in res.stdout.splitlines() if ln.startswith("\u2502")}
     assert len(widths) == 1, widths  # the help box's lines all still end at its border
+
+
+# ----------------------------------------------------------------------------- item 13
+
+
+def test_the_command_keeps_compiled_programs_and_off_turns_it_off(plain_run, tmp_path):
+    """`awmp eval` fills the persistent compilation cache named by AWMP_COMPILE_CACHE; a second
+    run reads it (same result); AWMP_COMPILE_CACHE=off writes nothing."""
+    run_dir, _ = plain_run
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    cache = tmp_path / "xla"
+    outs = []
+    for _ in range(2):
+        res = _awmp(
+            "eval", str(run_dir), "--episodes", "1", env={**env, "AWMP_COMPILE_CACHE": str(cache)}
+        )
+        assert res.returncode == 0, res.stderr
+        outs.append(json.loads(res.stdout)["returns"])
+    assert cache.is_dir() and any(cache.iterdir())
+    assert outs[0] == outs[1]
+    off = tmp_path / "off"
+    res = _awmp(
+        "eval",
+        str(run_dir),
+        "--episodes",
+        "1",
+        env={**env, "AWMP_COMPILE_CACHE": "off", "XDG_CACHE_HOME": str(off)},
+    )
+    assert res.returncode == 0, res.stderr
+    assert not off.exists()
+
+
+@pytest.mark.parametrize("algo", ["sac", "sac-awmp", "td3"])
+def test_load_reads_the_saved_values_without_running_init(algo, tmp_path, monkeypatch):
+    """awmp.load builds the state's structure with jax.eval_shape (init is traced, never run)
+    and ends with exactly the saved values."""
+    cfg = small_config(algo, run_dir=str(tmp_path / "r"))
+    cfg.total_steps, cfg.progress = 150, False
+    cfg.sac.hidden = cfg.td3.hidden = cfg.awmp.hidden = (16, 16)
+    cfg.awmp.policy_hidden = cfg.awmp.prior_hidden = (16, 16)
+    awmp.train(cfg)
+    saved = flax.serialization.msgpack_restore((tmp_path / "r" / PARAMS_FILE).read_bytes())
+    real_get = algos.get
+    eager = []
+
+    def spy(name):
+        entry = real_get(name)
+
+        class Wrapped:
+            def make_agent(self, spec, c):
+                agent = entry.make_agent(spec, c)
+                init = agent.init
+
+                def counting_init(key):
+                    eager.append(not isinstance(key, jax.core.Tracer))
+                    return init(key)
+
+                return dataclasses.replace(agent, init=counting_init)
+
+        return Wrapped()
+
+    monkeypatch.setattr(algos, "get", spy)
+    policy = awmp.load(tmp_path / "r")
+    assert eager == [False]  # traced once by eval_shape, never run on real arrays
+    got = flax.serialization.to_state_dict(policy.state)
+    flat_saved = jax.tree.leaves(saved)
+    flat_got = jax.tree.leaves(got)
+    assert len(flat_saved) == len(flat_got)
+    for a, b in zip(flat_saved, flat_got, strict=True):
+        assert np.asarray(a).dtype == np.asarray(b).dtype
+        assert np.array_equal(np.asarray(a), np.asarray(b))

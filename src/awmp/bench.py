@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from awmp import compile_cache
 from awmp.config import TrainConfig, preset
 
 
@@ -344,8 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # Repetitions compile the same programs again: a persistent XLA cache makes that a load
     # (compilation is outside every measured window, so no figure changes).
-    cache = Path.home() / ".cache" / "awmp" / "xla"
-    jax.config.update("jax_compilation_cache_dir", str(cache))
+    compile_cache.enable()
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     avail = peers_available()
     missing = [k for k, v in avail.items() if not v]

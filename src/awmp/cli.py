@@ -425,6 +425,12 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `awmp` command. Run as a command (argv None), it also turns on the persistent XLA
+    compilation cache (awmp.compile_cache; AWMP_COMPILE_CACHE=off disables it)."""
+    if argv is None:
+        from awmp import compile_cache
+
+        compile_cache.enable()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-V", "--version"):
         from awmp import __version__

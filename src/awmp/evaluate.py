@@ -63,8 +63,12 @@ class Policy:
         self._high = np.asarray(env.unwrapped.action_space.high, np.float64)
         env.close()
         self.agent = algos.get(self.config.algo).make_agent(self.spec, self.config.algo_config())
-        template = self.agent.init(jax.random.PRNGKey(0))
-        self.state = flax.serialization.from_bytes(template, params_path.read_bytes())
+        # Only the structure is needed to read the saved values: eval_shape traces `init`
+        # without running it (initialising every network eagerly took most of a load).
+        template = jax.eval_shape(self.agent.init, jax.random.PRNGKey(0))
+        self.state = jax.tree.map(
+            jnp.asarray, flax.serialization.from_bytes(template, params_path.read_bytes())
+        )
         self._det = jax.jit(self.agent.act_deterministic)
         self._stoch = jax.jit(self.agent.act)
 

@@ -42,7 +42,7 @@ import sys
 import time
 from pathlib import Path
 
-from awmp import placement
+from awmp import compile_cache, placement
 from awmp.config import ConfigError, from_dict, to_dict
 from awmp.experiment import (
     Cell,
@@ -306,6 +306,7 @@ def _cell_main(argv: list[str]) -> int:
     if cores is not None:
         print(f"# pinned to cores {','.join(map(str, cores))}", flush=True)
     _die_with_parent(args.parent_pid)
+    compile_cache.enable()  # as the `awmp` command does
     from awmp.cli import run_train
     from awmp.train import RunDirError, load_run_config
 
