@@ -6,6 +6,7 @@ nohup, Slurm or CI); the Python API in process. Item 7 is in test_bad_input.py (
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import os
@@ -401,3 +402,23 @@ def test_load_reads_the_saved_values_without_running_init(algo, tmp_path, monkey
     for a, b in zip(flat_saved, flat_got, strict=True):
         assert np.asarray(a).dtype == np.asarray(b).dtype
         assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+# ----------------------------------------------------------------------------- item 10
+
+
+def test_tensorboard_reads_the_event_files(plain_run):
+    """TensorBoard's own reader opens a run's events: the evaluation scalars are eval.csv's."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir, _ = plain_run
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"eval/return_mean", "train/q_loss", "train/steps_per_s"} <= tags
+    with open(run_dir / "eval.csv") as f:
+        rows = list(csv.DictReader(f))
+    events = acc.Scalars("eval/return_mean")
+    assert [e.step for e in events] == [int(r["step"]) for r in rows]
+    for e, r in zip(events, rows, strict=True):
+        assert e.value == pytest.approx(float(r["return_mean"]), rel=1e-6)
