@@ -228,3 +228,28 @@ def test_report_states_the_difference_against_sac(tmp_path):
     assert cells[5].startswith("+800.0 [")
     lo = float(cells[5].split("[")[1].split(",")[0])
     assert lo > 0  # every resample separates these groups
+
+
+def test_every_non_default_variant_gets_a_curve(tmp_path, capsys):
+    """Variants outside Fig. 4/5 (zeta, network sizes, the issue-11 switches) are drawn beside
+    the default; a task with only an O ablation gets its ablation figure and no variants one."""
+    runs = tmp_path / "runs"
+    for seed in range(2):
+        fake_run(runs, f"h/def/s{seed}", "Hopper-v5", "sac-awmp", seed, [1.0, 2.0], 2000, 1000)
+        fake_run(runs, f"h/z/s{seed}", "Hopper-v5", "sac-awmp", seed, [1.0, 3.0], 2000, 1000,
+                 zeta=-0.1)  # fmt: skip
+        fake_run(runs, f"h/hid/s{seed}", "Hopper-v5", "sac-awmp", seed, [0.0, 1.0], 2000, 1000,
+                 hidden=(64, 64), gating_samples="mean")  # fmt: skip
+        fake_run(runs, f"w/o2/s{seed}", "Walker2d-v5", "sac-awmp", seed, [1.0, 1.0], 2000, 1000,
+                 num_components=2)  # fmt: skip
+    out = tmp_path / "report"
+    assert cli_main(["report", str(runs), "--out", str(out)]) == 0
+    capsys.readouterr()
+    fig = out / "variants_sac-awmp_Hopper-v5_2000.png"
+    assert fig.is_file() and fig.stat().st_size > 1000
+    assert not (out / "variants_sac-awmp_Walker2d-v5_2000.png").exists()
+    assert (out / "ablation_num_components_Walker2d-v5_2000.png").is_file()
+    md = (out / "report.md").read_text()
+    assert "![variants_sac-awmp_Hopper-v5_2000](variants_sac-awmp_Hopper-v5_2000.png)" in md
+    # and the differences table compares each variant with SAC-AWMP's default
+    assert "| Hopper-v5 | 2,000 | sac-awmp zeta=-0.1 | sac-awmp default | 2, 2 | +1.0 [" in md

@@ -13,7 +13,9 @@ variant lists the algorithm hyperparameters that differ from the run's preset (e
   mean ± half a standard deviation over seeds (the paper's Fig. 3 style), with published
   reference lines; `curves_all.png`: every task side by side;
 - `ablation_<field>_<env>_<budget>.png`: SAC-AWMP runs that differ from the default only in
-  `num_components` (Fig. 4) or `tau_q` (Fig. 5).
+  `num_components` (Fig. 4) or `tau_q` (Fig. 5);
+- `variants_<algo>_<env>_<budget>.png`: every other non-default variant (other network sizes,
+  zeta, the gating and importance-weight switches, several fields at once) beside the default.
 
 The IQM is computed with NumPy (rliable 1.2.0 fails to import next to pandas 3, see
 ARCHITECTURE.md): the mean of the runs left after cutting floor(n/4) from each end, as
@@ -455,6 +457,33 @@ def plot_ablations(groups, out: Path) -> list[Path]:
     return written
 
 
+def plot_variants(groups, out: Path) -> list[Path]:
+    """Every other non-default variant (e.g. other network sizes, zeta, the issue-11 switches):
+    one figure per (env, algo, budget) with the default and each variant, so no group is left
+    without a curve (`variants_<algo>_<env>_<budget>.png`)."""
+    drawn_elsewhere = {"preset", *ABLATIONS}
+    by_cell: dict[tuple[str, str, int], list] = defaultdict(list)
+    for (env, algo, variant, budget), runs in groups.items():
+        by_cell[(env, algo, budget)].append((variant, runs))
+    written = []
+    for (env, algo, budget), items in sorted(by_cell.items()):
+        others = [
+            (v, r) for v, r in items
+            if v and not (set(r[0].variant_fields) <= drawn_elsewhere
+                          and len(r[0].variant_fields) == 1)
+        ]  # fmt: skip
+        if not others:
+            continue
+        default = [(v, r) for v, r in items if not v]
+        fig, ax = _plt().subplots(figsize=(6.4, 4.2))
+        for variant, runs in default + sorted(others, key=lambda t: t[0]):
+            _draw_curve(ax, runs, variant or "default")
+        path = out / f"variants_{_slug(algo)}_{_slug(env)}_{budget}.png"
+        _finish(ax, fig, f"{algo} on {env}: variants", path)
+        written.append(path)
+    return written
+
+
 # --------------------------------------------------------------------------- tables
 
 
@@ -638,7 +667,11 @@ def make_report(paths: list[str | Path], out: str | Path) -> dict:
     groups = group_runs(runs)
     stats = [group_stats(k, g) for k, g in groups.items()]
     refs = load_references()
-    figures = plot_learning_curves(groups, refs, out) + plot_ablations(groups, out)
+    figures = (
+        plot_learning_curves(groups, refs, out)
+        + plot_ablations(groups, out)
+        + plot_variants(groups, out)
+    )
     md = write_markdown(stats, groups, refs, unreadable, figures, out)
     table = write_csv(stats, out)
     return {
