@@ -1053,3 +1053,73 @@ def test_gating_at_means_makes_the_stored_density_that_of_the_executed_actions()
         assert abs(emp - stored) < 4 * se + 0.03 * stored, (k, emp, stored)
         checked += 1
     assert checked >= 10
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 14 §2: learned temperature alpha_pi
+# ---------------------------------------------------------------------------------------------
+
+
+def test_alpha_loss_matches_hand_formula():
+    logp = np.random.default_rng(3).normal(-1.0, 2.0, (4, 30))
+    for la, target in ((np.log(0.2), -3.0), (0.7, -1.0)):
+        want = -la * (logp.mean() + target)  # Haarnoja et al. 2018b eq. 18, one shared alpha
+        got = float(sac_awmp.alpha_loss(jnp.asarray(la), jnp.asarray(logp), target))
+        assert got == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize("value", [0.2, 0.5])
+def test_learned_alpha_enters_every_loss_as_the_fixed_one_would(value):
+    """With log_alpha = log(value), gating, V target and policy loss equal those of a fixed
+    alpha_pi = value (same parameters, batch and noise)."""
+    spec = EnvSpec(3, 2)
+    fixed = _small_awmp(3, spec, alpha_pi=value)
+    learned = _small_awmp(3, spec, alpha_pi=0.9, learn_alpha=True)
+    state = learned.init(jax.random.PRNGKey(2))
+    assert isinstance(state, sac_awmp.AWMPStateLearnedAlpha)
+    state = state.replace(log_alpha=jnp.asarray(np.log(value), jnp.float32))
+    batch = _random_batch(np.random.default_rng(2), spec, 16)
+    noise = learned.sample_noise(jax.random.PRNGKey(5), 16)
+    a = fixed.losses(fixed.nets(state), batch, noise)
+    b = learned.losses(learned.nets(state), batch, noise)
+    for k in ("q_loss", "v_loss", "pi_loss", "rho_0", "rho_2"):
+        assert float(b[k]) == pytest.approx(float(a[k]), rel=1e-5, abs=1e-6), k
+    assert float(b["alpha"]) == pytest.approx(value, rel=1e-6)
+
+
+def test_learned_alpha_moves_towards_the_target_entropy():
+    """Adam's first step moves log alpha by lr against the sign of (entropy - target): the
+    entropy estimated here from the sampled actions with a float64 NumPy density."""
+    spec = EnvSpec(3, 2)
+    for target in (-6.0, 6.0):  # far below / above any entropy these components have
+        m = _small_awmp(2, spec, learn_alpha=True, target_entropy=target, lr=1e-3)
+        state = m.init(jax.random.PRNGKey(7))
+        batch = _random_batch(np.random.default_rng(7), spec, 64)
+        new, metrics = jax.jit(m.update)(state, batch)
+        # the entropy of the components at this step, independently
+        key, sub = jax.random.split(state.key)
+        noise = m.sample_noise(sub, 64)
+        mean, log_std = m.policy_net.apply(state.policy, batch["obs"])
+        a, _ = sac_awmp.squash(mean, log_std, noise["eps"])
+        mean, std = np.asarray(mean, np.float64), np.exp(np.asarray(log_std, np.float64))
+        a = np.asarray(a, np.float64)
+        ent = -np.mean([np.log(np_tanh_gauss_density(a[g], mean[g], std[g])) for g in range(2)])
+        step = float(new.log_alpha) - float(state.log_alpha)
+        assert step == pytest.approx(-1e-3 * np.sign(ent - target), rel=1e-3)
+        assert float(metrics["alpha"]) == pytest.approx(0.2, rel=1e-6)
+
+
+def test_learned_alpha_trains_logs_and_loads(tmp_path):
+    cfg = small_config("sac-awmp", run_dir=str(tmp_path / "r"))
+    cfg.progress = False
+    a = cfg.awmp
+    a.hidden = a.policy_hidden = a.prior_hidden = (16, 16)
+    a.learn_alpha, a.prior_interval, a.prior_steps = True, 100, 10
+    train(cfg)
+    with open(tmp_path / "r" / "train.csv") as f:
+        alphas = [float(r["alpha"]) for r in csv.DictReader(f) if r["alpha"]]
+    assert alphas and alphas[-1] != pytest.approx(0.2)  # it moved
+    import awmp
+
+    policy = awmp.load(tmp_path / "r")
+    assert float(jnp.exp(policy.state.log_alpha)) == pytest.approx(alphas[-1], rel=1e-2)

@@ -106,6 +106,11 @@ class AWMPConfig:
     (conditional entropy and perturbation KL summed, marginal entropy and L1 averaged)."""
     prior_batch_reuse: int = 1
     """Prior gradient steps on each drawn B_on batch (reference code: O); divides prior_steps."""
+    learn_alpha: bool = False
+    """Learn alpha_pi (Haarnoja et al. 2018b) towards `target_entropy` per component, starting
+    at alpha_pi; the paper fixes it (Table 1: 0.2). docs/ALGORITHM.md "Learned temperature"."""
+    target_entropy: float | None = None
+    """Target entropy of each component for `learn_alpha`; None: -act_dim."""
     prior_kl_grad: Literal["noisy", "both"] = "noisy"
     """Gradient of the regulariser KL(P(x) || P(x~)): through P(x~) only (noisy, as in virtual
     adversarial training) or through both sides (both: the reference code)."""
@@ -325,6 +330,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             value = getattr(a, name)
             _check(value in allowed, f"awmp.{name}", value, "|".join(allowed))
         _check(0 <= a.is_lambda <= 1, "awmp.is_lambda", a.is_lambda, "in [0, 1]")
+        _check(
+            not (a.learn_alpha and a.alpha_pi <= 0), "awmp.alpha_pi", a.alpha_pi,
+            "> 0 with learn_alpha (its initial value)",
+        )  # fmt: skip
         _check(a.adv_temperature > 0, "awmp.adv_temperature", a.adv_temperature, "> 0")
         _check(
             a.prior_batch_reuse >= 1 and a.prior_steps % a.prior_batch_reuse == 0,

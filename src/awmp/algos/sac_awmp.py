@@ -64,6 +64,15 @@ class AWMPState:
     prior_step: jax.Array  # prior-network gradient steps done (all bursts together)
 
 
+@flax.struct.dataclass
+class AWMPStateLearnedAlpha(AWMPState):
+    """AWMPState plus a learned alpha_pi (`learn_alpha`); the default state has no such leaves,
+    so runs and checkpoints without it are unchanged."""
+
+    log_alpha: jax.Array
+    alpha_opt: Any
+
+
 # ---------------------------------------------------------------------------------------------
 # Small pure functions (no networks): the math of each equation, public for tests and tools.
 # ---------------------------------------------------------------------------------------------
@@ -203,6 +212,13 @@ def gating_points(
     raise ValueError(f"unknown gating_samples {mode!r}")
 
 
+def alpha_loss(log_alpha: jax.Array, logp: jax.Array, target_entropy: float) -> jax.Array:
+    """J(alpha) = -log alpha (mean log pi_g(a_g|s) + target), the mean over the batch and the O
+    components (Haarnoja et al. 2018b, eq. 18, with one alpha_pi shared by the components as in
+    the paper's eq. 24; docs/ALGORITHM.md "Learned temperature"). logp: (O, B), held fixed."""
+    return -log_alpha * (jnp.mean(sg(logp)) + target_entropy)
+
+
 def value_target(soft_q: jax.Array, log_u: jax.Array, alpha_g: float) -> jax.Array:
     """V-hat of eq. 21 (B,): sum_g u_g soft_q_g - alpha_g sum_g u_g log u_g, from (B, O) inputs."""
     u = jnp.exp(log_u)
@@ -250,7 +266,7 @@ class AWMP:
         critic = self.critic_net.init(k_q, obs, act)
         value = self.value_net.init(k_v, obs)
         prior = self.prior_net.init(k_p, obs, act)
-        return AWMPState(
+        fields = dict(
             policy=policy,
             critic=critic,
             target_critic=critic,
@@ -265,11 +281,32 @@ class AWMP:
             step=jnp.zeros((), jnp.int32),
             prior_step=jnp.zeros((), jnp.int32),
         )
+        if not self.cfg.learn_alpha:
+            return AWMPState(**fields)
+        log_alpha = jnp.asarray(math.log(self.cfg.alpha_pi), jnp.float32)
+        return AWMPStateLearnedAlpha(
+            **fields, log_alpha=log_alpha, alpha_opt=self.opt.init(log_alpha)
+        )
+
+    @property
+    def target_entropy(self) -> float:
+        """The learned temperature's target entropy per component (default -|A|)."""
+        t = self.cfg.target_entropy
+        return -float(self.spec.act_dim) if t is None else float(t)
+
+    def alpha(self, params: dict) -> jax.Array | float:
+        """alpha_pi: the configured constant, or exp(log_alpha) when learned (no gradient)."""
+        if not self.cfg.learn_alpha:
+            return self.cfg.alpha_pi
+        return jnp.exp(sg(params["log_alpha"]))
 
     @staticmethod
     def nets(state: AWMPState) -> dict[str, Any]:
-        """The parameters of every network, by name (NET_NAMES)."""
-        return {name: getattr(state, name) for name in NET_NAMES}
+        """The parameters of every network, by name (NET_NAMES), and log_alpha when learned."""
+        out = {name: getattr(state, name) for name in NET_NAMES}
+        if isinstance(state, AWMPStateLearnedAlpha):
+            out["log_alpha"] = state.log_alpha
+        return out
 
     # -- acting -----------------------------------------------------------------------------
 
@@ -296,7 +333,7 @@ class AWMP:
         obs_o = jnp.broadcast_to(obs, (a.shape[0], *obs.shape))
         q_bar1 = self.critic_net.apply(sg(params["target_critic"]), obs_o, sg(a))[0]  # (O, B)
         return gating_log_weights(
-            q_bar1.T, sg(logp).T, self.cfg.alpha_pi, self.cfg.gating_temperature
+            q_bar1.T, sg(logp).T, self.alpha(params), self.cfg.gating_temperature
         )
 
     def log_rho(
@@ -391,13 +428,14 @@ class AWMP:
 
         # eq. 21: Vhat = sum_g u_g [min_j Q_j(s,a_g) - alpha_pi log pi_g] - alpha_g sum u log u.
         log_u = log_rho if cfg.value_weights == "gating" else log_h
-        soft_q = sg(q_pi - cfg.alpha_pi * logp).T  # (B, O)
+        alpha = self.alpha(params)
+        soft_q = sg(q_pi - alpha * logp).T  # (B, O)
         v_hat = sg(value_target(soft_q, log_u, cfg.alpha_g))
         v = self.value_net.apply(params["value"], obs)
         v_loss = 0.5 * jnp.mean((v - v_hat) ** 2)  # eq. 20
 
         # eq. 24-27 per component: sum_g h_g (alpha_pi log pi_g - min_j Q_j) + alpha_g h log h.
-        per_comp = (cfg.alpha_pi * logp - q_pi).T  # (B, O)
+        per_comp = (alpha * logp - q_pi).T  # (B, O)
         pi_loss = jnp.mean(
             jnp.sum(h * per_comp, axis=-1) + cfg.alpha_g * jnp.sum(h * log_h, axis=-1)
         )
@@ -414,6 +452,9 @@ class AWMP:
             out[f"rho_{g}"] = rho_mean[g]
             out[f"h_{g}"] = h_mean[g]
             out[f"entropy_{g}"] = ent[g]
+        if cfg.learn_alpha:
+            out["alpha"] = alpha
+            out["alpha_loss"] = alpha_loss(params["log_alpha"], logp, self.target_entropy)
         return out
 
     def update(self, state: AWMPState, batch: dict) -> tuple[AWMPState, dict]:
@@ -455,7 +496,19 @@ class AWMP:
             key=key,
             step=state.step + 1,
         )
+        if cfg.learn_alpha:  # with the policy, every policy_delay steps
+            new = new.replace(**_select(do, self._alpha_step(state, metrics), {
+                "log_alpha": state.log_alpha, "alpha_opt": state.alpha_opt
+            }))  # fmt: skip
         return new, metrics
+
+    def _alpha_step(self, state: AWMPStateLearnedAlpha, metrics: dict) -> dict:
+        """One Adam step on log alpha (the gradient of `alpha_loss` is its factor, held fixed)."""
+        o = self.cfg.num_components
+        mean_logp = -jnp.mean(jnp.stack([metrics[f"entropy_{g}"] for g in range(o)]))
+        grad = jax.grad(alpha_loss)(state.log_alpha, mean_logp, self.target_entropy)
+        upd, alpha_opt = self.opt.update(grad, state.alpha_opt)
+        return {"log_alpha": optax.apply_updates(state.log_alpha, upd), "alpha_opt": alpha_opt}
 
     # -- the prior network ------------------------------------------------------------------
 
