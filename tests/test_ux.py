@@ -27,6 +27,7 @@ from reliability import subprocess_env
 
 import awmp
 from awmp import algos
+from awmp.cli import main as cli_main
 from awmp.cli import parse_train_config
 from awmp.config import ConfigError, preset, to_dict
 from awmp.envs import make_env
@@ -422,3 +423,64 @@ def test_tensorboard_reads_the_event_files(plain_run):
     assert [e.step for e in events] == [int(r["step"]) for r in rows]
     for e, r in zip(events, rows, strict=True):
         assert e.value == pytest.approx(float(r["return_mean"]), rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- item 21
+
+
+class _FilmedEnv(gym.Env):
+    """A 5-step env whose rgb_array frames are flat grey levels 20 * t (t = steps taken)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, render_mode=None):
+        self.render_mode = render_mode
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.full(2, self.t, np.float32), -float(np.abs(action).sum()), False, self.t >= 5, {}
+
+    def render(self):
+        return np.full((32, 32, 3), 20 * self.t, np.uint8)
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_eval_films_any_algorithm(algo, tmp_path, capsys):
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="the video extra")
+
+    if "test/Filmed-v0" not in gym.registry:
+        gym.register("test/Filmed-v0", entry_point=_FilmedEnv)
+    cfg = small_config(algo, env="test/Filmed-v0", run_dir=str(tmp_path / "r"))
+    cfg.total_steps, cfg.warmup_steps, cfg.eval_interval, cfg.progress = 60, 20, 30, False
+    cfg.sac.hidden = cfg.td3.hidden = (8,)
+    awmp.train(cfg)
+    out = tmp_path / "film" / "eval.mp4"
+    assert cli_main(["eval", str(tmp_path / "r"), "--episodes", "3", "--video", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["video"] == str(out) and result["frames"] == 3 * 6  # reset + 5 steps each
+    reader = imageio_ffmpeg.read_frames(str(out))
+    meta = next(reader)
+    assert tuple(meta["size"]) == (32, 32)
+    frames = [np.frombuffer(f, np.uint8) for f in reader]
+    assert len(frames) == 18
+    levels = [float(np.mean(f)) for f in frames]
+    assert levels[:6] == pytest.approx([0, 20, 40, 60, 80, 100], abs=4)  # lossy codec
+
+
+def test_eval_video_without_the_extra_is_one_line(tmp_path, capsys, monkeypatch, plain_run):
+    run_dir, _ = plain_run
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # as if not installed
+    assert cli_main(["eval", str(run_dir), "--video", str(tmp_path / "x.mp4")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "awmp: error: --video needs imageio and imageio-ffmpeg: pip install 'awmp[video]'"
+    ]
+    assert not (tmp_path / "x.mp4").exists()

@@ -356,18 +356,22 @@ def run_train(cfg) -> int:
 
 def cmd_eval(argv: list[str]) -> int:
     from awmp.envs import EnvError
-    from awmp.evaluate import evaluate_run
+    from awmp.evaluate import VideoError, evaluate_run
 
     p = argparse.ArgumentParser(prog="awmp eval", description="Evaluate a saved run's policy.")
     p.add_argument("run_dir", help="a run directory written by `awmp train`")
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default 10)")
     p.add_argument("--seed", type=int, default=12345, help="seed of the evaluation env")
+    p.add_argument(
+        "--video", default=None, metavar="OUT.mp4",
+        help="also film the episodes into this MP4 (any algorithm; pip install 'awmp[video]')",
+    )  # fmt: skip
     args = p.parse_args(argv)
     if args.episodes < 1:
         return _fail(f"invalid episodes={args.episodes}: must be >= 1")
     try:
-        result = evaluate_run(args.run_dir, args.episodes, args.seed)
-    except (FileNotFoundError, EnvError) as e:
+        result = evaluate_run(args.run_dir, args.episodes, args.seed, args.video)
+    except (FileNotFoundError, EnvError, VideoError) as e:
         return _fail(str(e))
     print(json.dumps(result, indent=2))
     return 0

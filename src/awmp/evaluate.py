@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,19 +20,27 @@ PARAMS_FILE = "final_params.msgpack"
 
 
 def run_episodes(
-    act_fn: Callable[[np.ndarray], np.ndarray], env, episodes: int
+    act_fn: Callable[[np.ndarray], np.ndarray],
+    env,
+    episodes: int,
+    on_frame: Callable[[], None] | None = None,
 ) -> tuple[list[float], list[int]]:
     """Roll out `episodes` episodes with `act_fn(obs (1, obs_dim)) -> action (1, act_dim)`.
 
     The env is reset without a seed, so successive evaluations continue its RNG stream.
+    `on_frame`, if given, is called after every reset and step (e.g. to render a frame).
     """
     returns, lengths = [], []
     for _ in range(episodes):
         obs, _ = env.reset()
+        if on_frame is not None:
+            on_frame()
         done, ret, length = False, 0.0, 0
         while not done:
             action = act_fn(np.asarray(obs, np.float32)[None])[0]
             obs, reward, terminated, truncated, _ = env.step(np.asarray(action, np.float64))
+            if on_frame is not None:
+                on_frame()
             ret += float(reward)
             length += 1
             done = terminated or truncated
@@ -106,12 +115,55 @@ def load(run_dir: str | Path) -> Policy:
     return Policy(run_dir)
 
 
-def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345) -> dict:
-    """Evaluate a saved run's deterministic policy on fresh episodes."""
+class VideoError(ValueError):
+    """A video was asked for and cannot be made (the extra is missing, or the env cannot render)."""
+
+
+def _video_writer():
+    try:
+        import imageio.v2 as imageio
+        import imageio_ffmpeg  # noqa: F401
+    except ImportError:
+        raise VideoError(
+            "--video needs imageio and imageio-ffmpeg: pip install 'awmp[video]'"
+        ) from None
+    return imageio
+
+
+def evaluate_run(
+    run_dir: str | Path, episodes: int = 10, seed: int = 12345, video: str | Path | None = None
+) -> dict:
+    """Evaluate a saved run's deterministic policy on fresh episodes; with `video`, also film
+    them (every episode, one after another, into one MP4; any algorithm)."""
     policy = load(run_dir)
-    env, _ = make_env(policy.config.env, seed=seed)
-    returns, lengths = run_episodes(lambda o: policy.act_normalized(o, True), env, episodes)
+    frames: list = []
+    kwargs = {}
+    if video is not None:
+        imageio = _video_writer()
+        os.environ.setdefault("MUJOCO_GL", "egl")  # MuJoCo renders offscreen
+        kwargs["render_mode"] = "rgb_array"
+    env, _ = make_env(policy.config.env, seed=seed, **kwargs)
+    on_frame = (lambda: frames.append(env.render())) if video is not None else None
+    try:
+        returns, lengths = run_episodes(
+            lambda o: policy.act_normalized(o, True), env, episodes, on_frame
+        )
+    except Exception as e:
+        if video is None:
+            raise
+        raise VideoError(f"{policy.config.env} could not render: {type(e).__name__}: {e}") from e
+    fps = int(env.metadata.get("render_fps") or 30)
     env.close()
+    extra = {}
+    if video is not None:
+        if not frames or frames[0] is None:
+            raise VideoError(f"{policy.config.env} returned no frames (no rgb_array rendering)")
+        path = Path(video)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=1) as writer:
+            for frame in frames:
+                writer.append_data(np.asarray(frame, np.uint8))
+        extra = {"video": str(path), "frames": len(frames)}
     return {
         "run_dir": str(run_dir),
         "episodes": episodes,
@@ -119,4 +171,5 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345) -> 
         "return_std": float(np.std(returns)),
         "returns": returns,
         "lengths": lengths,
+        **extra,
     }
