@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import jax
 import numpy as np
 import pytest
 
 from awmp.algos import sac
 from awmp.bench import matmul_rate, sac_update_flops, sac_update_shapes
+from awmp.cli import main as cli_main
 from awmp.config import SACConfig
 from awmp.envs import EnvSpec
 
@@ -54,3 +57,25 @@ def test_prior_burst_timing_runs_a_real_burst():
     cfg.awmp.prior_steps = 0  # nothing to draw: the timing must refuse, not report ~0 s
     with pytest.raises(RuntimeError, match="no prior burst was drawn"):
         _prior_burst_seconds(cfg)
+
+
+def test_layout_bench_measures_every_layout_and_names_the_fastest(tmp_path, capsys):
+    """A tiny `awmp bench --layout` (Pendulum, 8-unit networks, one round): one row per layout
+    for this machine's cores with the runs' measured steps/s, and the fastest named. No timing is
+    asserted (speed is measured in benchmarks, not tests)."""
+    from awmp import layout_bench, placement
+
+    out = tmp_path / "layout.json"
+    args = ["bench", "--layout", "--env", "Pendulum-v1", "--hidden", "8", "--warmup", "500",
+            "--burn-in", "0", "--window", "500", "--reps", "1", "--out", str(out)]  # fmt: skip
+    assert cli_main(args) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    names = [lay["name"] for lay in layout_bench.layouts(placement.available_cores())]
+    assert [r["layout"] for r in result["rows"]] == names
+    for r in result["rows"]:
+        (runs,) = r["rounds"]
+        assert len(runs) == r["runs_at_once"] and all(s > 0 for s in runs)
+        assert r["total_median"] == pytest.approx(sum(runs))
+    assert result["rows"][0]["vs_one_process"] == pytest.approx(1.0)
+    assert f"fastest: {result['fastest']}" in printed and result["fastest"] in names

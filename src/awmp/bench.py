@@ -327,6 +327,29 @@ def build_contenders(env: str, warmup: int, burn_in: int, window: int, quick: bo
     return cs
 
 
+def _layout_main(args) -> int:
+    from awmp import layout_bench
+
+    if (
+        args.reps < 1
+        or args.window < 500
+        or any(v % 500 for v in (args.window, args.burn_in, args.warmup))
+    ):
+        print(
+            "awmp: error: --layout needs --reps >= 1 and --warmup/--burn-in/--window multiples "
+            "of 500 (train.csv's rows), window >= 500",
+            file=sys.stderr,
+        )
+        return 2
+    result = layout_bench.layout_bench(
+        args.env, args.algo, args.warmup, args.burn_in, args.window, args.reps, args.hidden,
+        log=lambda m: print(m, flush=True),
+    )  # fmt: skip
+    print(layout_bench.table(result))
+    layout_bench.write(result, args.out)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="awmp bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--env", default="Hopper-v5")
@@ -336,7 +359,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=int, default=1000, help="measured environment steps")
     p.add_argument("--quick", action="store_true", help="SAC-AWMP at O=4 only")
     p.add_argument("--out", default="bench.json", help="where to write the JSON results")
+    p.add_argument(
+        "--layout", action="store_true",
+        help="instead: runs per hour of the ways to place runs on this machine's cores (pinned "
+        "processes, unpinned, vmapped seeds; awmp.layout_bench) with --algo",
+    )  # fmt: skip
+    p.add_argument("--algo", default="sac", help="--layout: the algorithm to run (default sac)")
+    p.add_argument(
+        "--hidden", nargs="+", default=None, help="--layout: network sizes (default: preset)"
+    )
     args = p.parse_args(argv)
+    if args.layout:
+        return _layout_main(args)
     if args.reps < 1 or args.window < 500 or args.window % 500 or args.burn_in % 500:
         print(
             "awmp: error: need --reps >= 1 and --window/--burn-in multiples of 500 (window >= 500)",

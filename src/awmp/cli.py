@@ -432,8 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     """The `awmp` command. Run as a command (argv None), it also turns on the persistent XLA
     compilation cache (awmp.compile_cache; AWMP_COMPILE_CACHE=off disables it)."""
     if argv is None:
-        from awmp import compile_cache
+        from awmp import compile_cache, placement
 
+        placement.pin_from_env()  # a run placed by a sweep or `awmp bench --layout`
         compile_cache.enable()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-V", "--version"):
