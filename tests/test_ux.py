@@ -29,7 +29,7 @@ import awmp
 from awmp import algos
 from awmp.cli import main as cli_main
 from awmp.cli import parse_train_config
-from awmp.config import ConfigError, preset, to_dict
+from awmp.config import ConfigError, from_dict, preset, to_dict
 from awmp.envs import make_env
 from awmp.evaluate import PARAMS_FILE
 from awmp.progress import TrainProgress
@@ -484,3 +484,49 @@ def test_eval_video_without_the_extra_is_one_line(tmp_path, capsys, monkeypatch,
         "awmp: error: --video needs imageio and imageio-ffmpeg: pip install 'awmp[video]'"
     ]
     assert not (tmp_path / "x.mp4").exists()
+
+
+# ----------------------------------------------------------------------------- item 17
+
+
+def test_config_file_sets_fields_and_flags_override_it(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text(
+        'algo = "td3"\nenv = "Hopper-v5"\ntotal_steps = 5000\n"td3.hidden" = [64, 32]\n'
+        "[td3]\nbatch_size = 32\n"
+    )
+    cfg = parse_train_config(["--config-file", str(path), "--total-steps", "7000"])
+    assert (cfg.algo, cfg.env, cfg.total_steps) == ("td3", "Hopper-v5", 7000)
+    assert (cfg.td3.hidden, cfg.td3.batch_size) == ((64, 32), 32)
+    assert cfg.td3.lr == preset("paper").td3.lr  # the rest from the preset
+    cfg = parse_train_config(["--config-file", str(path), "--algo", "sac"])
+    assert cfg.algo == "sac" and cfg.td3.batch_size == 32
+
+
+def test_a_runs_config_json_is_a_config_file(plain_run):
+    """RL Zoo's habit: rerun a run from its config.json; only where it goes is dropped."""
+    run_dir, _ = plain_run
+    saved = to_dict(from_dict(json.loads((run_dir / "config.json").read_text())["config"]))
+    cfg = parse_train_config(["--config-file", str(run_dir / "config.json")])
+    got = to_dict(cfg)
+    assert saved.pop("run_dir") == str(run_dir) and got.pop("run_dir") is None
+    saved.pop("resume"), got.pop("resume")
+    assert got == saved
+
+
+@pytest.mark.parametrize(
+    ("text", "suffix", "message"),
+    [
+        ("total_step = 5\n", ".toml", "unknown config fields total_step"),
+        ("[sac]\nhiden = [8]\n", ".toml", "unknown config fields sac.hiden"),
+        ('algo = "td3"\n[[x]\n', ".toml", "not valid TOML"),
+        ("[1, 2]", ".json", "expected a table of config fields"),
+    ],
+)
+def test_bad_config_files_are_one_line(tmp_path, text, suffix, message):
+    path = tmp_path / f"bad{suffix}"
+    path.write_text(text)
+    line = _error_line(_awmp("train", "--config-file", str(path)))
+    assert message in line, line
+    missing = _error_line(_awmp("train", "--config-file", str(tmp_path / "nope.toml")))
+    assert "no config file" in missing

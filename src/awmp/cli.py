@@ -44,8 +44,9 @@ def _fail(msg: str) -> int:
 
 
 def parse_train_config(argv: list[str]):
-    """Build a TrainConfig from CLI flags: preset first, then every flag overrides it."""
-    from awmp.config import ALGOS, PRESETS, preset
+    """Build a TrainConfig from CLI flags: preset first, then the --config-file's fields, then
+    every flag overrides them."""
+    from awmp.config import ALGOS, PRESETS, load_config_file, preset, with_fields
 
     argv = _integer_budgets(_split_seed_list(argv))
 
@@ -54,10 +55,25 @@ def parse_train_config(argv: list[str]):
     pre.add_argument("--preset", default="paper")
     pre.add_argument("--resume", default=None)
     pre.add_argument("--run-dir", default=None)
+    pre.add_argument("--config-file", default=None)
     try:
         known, _ = pre.parse_known_args(argv)
     except argparse.ArgumentError:  # e.g. `--algo` without a value: tyro says it best below
-        known = argparse.Namespace(algo="sac", preset="paper", resume=None, run_dir=None)
+        known = argparse.Namespace(
+            algo="sac", preset="paper", resume=None, run_dir=None, config_file=None
+        )
+    file_fields: dict = {}
+    if known.config_file is not None:
+        if _given(argv, "--resume"):
+            raise _UsageError("--config-file cannot be combined with --resume (the run's own "
+                              "config.json is its config)")  # fmt: skip
+        file_fields = load_config_file(known.config_file)
+        argv = _without(argv, "--config-file")
+        # The file's algo and preset count as given, unless a flag says otherwise.
+        if not _given(argv, "--algo"):
+            known.algo = file_fields.get("algo", known.algo)
+        if not _given(argv, "--preset"):
+            known.preset = file_fields.get("preset", known.preset)
     if known.run_dir is not None and not known.run_dir.strip():
         raise _UsageError(
             "invalid --run-dir (run_dir)='': give a directory, or omit --run-dir for the default "
@@ -87,18 +103,36 @@ def parse_train_config(argv: list[str]):
         )
     default = preset(known.preset)
     default.algo = known.algo
+    if file_fields:
+        file_fields = {**file_fields, "algo": known.algo, "preset": known.preset}
+        default = with_fields(default, file_fields, known.config_file)
     cfg = _tyro_cli(
         type(default),
         default=default,
         args=argv,
         prog="awmp train",
-        description="Train SAC, SAC-AWMP or TD3 on a Gymnasium task. Flags override the preset.",
+        description="Train SAC, SAC-AWMP or TD3 on a Gymnasium task. Flags override the preset. "
+        "--config-file FILE (TOML, or JSON such as a run's config.json) sets any config field; "
+        "flags override it.",
     )
     _check_algo_flags(argv, cfg.algo)
     return cfg
 
 
 SECTIONS = {"sac": "sac", "sac-awmp": "awmp", "td3": "td3"}  # algo -> its config section
+
+
+def _without(argv: list[str], flag: str) -> list[str]:
+    """argv without `flag` and its value (`--x v` or `--x=v`)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == flag:
+            skip = True
+        elif not a.startswith(flag + "="):
+            out.append(a)
+    return out
 
 
 def _given(argv: list[str], flag: str) -> bool:

@@ -389,3 +389,61 @@ def from_dict(d: dict) -> TrainConfig:
     awmp.policy_hidden = tuple(awmp.policy_hidden)
     d["seeds"] = tuple(d.get("seeds", ()))
     return TrainConfig(**d, sac=sac, awmp=awmp, td3=td3)
+
+
+# Fields of a config file that say where a run goes, not what it is: a run's config.json used
+# as a config file must not send the new run into the old run's directory.
+PLACE_FIELDS = ("run_dir", "resume")
+
+
+def load_config_file(path: str) -> dict:
+    """The fields of a config file: TOML (top-level fields, `[sac]`/`[awmp]`/`[td3]` tables or
+    dotted keys such as `"sac.hidden"`) or JSON, including a run directory's config.json
+    (`{"config": {...}}`, as RL Zoo's hyperparameter files). `run_dir` and `resume` are
+    dropped. Raises ConfigError for a missing or unreadable file."""
+    import json
+    from pathlib import Path
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"no config file {path!r}")
+    text = p.read_text()
+    try:
+        data = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as e:
+        kind = "JSON" if p.suffix == ".json" else "TOML"
+        raise ConfigError(f"{path}: not valid {kind} ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a table of config fields")
+    if isinstance(data.get("config"), dict):  # a run directory's config.json
+        data = data["config"]
+    nested: dict = {}
+    for key, value in data.items():
+        if "." in key:
+            section, field_name = key.split(".", 1)
+            nested.setdefault(section, {})[field_name] = value
+        elif isinstance(value, dict):
+            nested.setdefault(key, {}).update(value)
+        elif key not in PLACE_FIELDS:
+            nested[key] = value
+    return nested
+
+
+def with_fields(cfg: TrainConfig, fields: dict, where: str = "config file") -> TrainConfig:
+    """`cfg` with `fields` (nested as `load_config_file` returns them) set; unknown fields raise
+    ConfigError naming them (`from_dict`'s rule)."""
+    d = to_dict(cfg)
+    for key, value in fields.items():
+        if isinstance(value, dict) and isinstance(d.get(key), dict):
+            d[key] = {**d[key], **value}
+        else:
+            d[key] = value
+    try:
+        return from_dict(d)
+    except TypeError as e:
+        raise ConfigError(f"{where}: {e}") from None
