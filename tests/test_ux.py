@@ -22,7 +22,7 @@ import gymnasium as gym
 import jax
 import numpy as np
 import pytest
-from conftest import small_config
+from conftest import BoxEnv, small_config
 from reliability import subprocess_env
 
 import awmp
@@ -428,25 +428,14 @@ def test_tensorboard_reads_the_event_files(plain_run):
 # ----------------------------------------------------------------------------- item 21
 
 
-class _FilmedEnv(gym.Env):
-    """A 5-step env whose rgb_array frames are flat grey levels 20 * t (t = steps taken)."""
+class _FilmedEnv(BoxEnv):
+    """conftest's BoxEnv with rgb_array frames: flat grey levels 20 * t (t = steps taken)."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(self, render_mode=None):
+        super().__init__()
         self.render_mode = render_mode
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
-        self.t = 0
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.t = 0
-        return np.zeros(2, np.float32), {}
-
-    def step(self, action):
-        self.t += 1
-        return np.full(2, self.t, np.float32), -float(np.abs(action).sum()), False, self.t >= 5, {}
 
     def render(self):
         return np.full((32, 32, 3), 20 * self.t, np.uint8)
@@ -457,7 +446,7 @@ def test_eval_films_any_algorithm(algo, tmp_path, capsys):
     imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="the video extra")
 
     if "test/Filmed-v0" not in gym.registry:
-        gym.register("test/Filmed-v0", entry_point=_FilmedEnv)
+        gym.register("test/Filmed-v0", entry_point=_FilmedEnv, max_episode_steps=5)
     cfg = small_config(algo, env="test/Filmed-v0", run_dir=str(tmp_path / "r"))
     cfg.total_steps, cfg.warmup_steps, cfg.eval_interval, cfg.progress = 60, 20, 30, False
     cfg.sac.hidden = cfg.td3.hidden = (8,)
