@@ -8,7 +8,6 @@ and resumes together (bit for bit) or one seed continues alone.
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import shutil
@@ -28,9 +27,7 @@ from awmp.buffer import ReplayBuffer
 from awmp.cli import main
 from awmp.envs import make_env
 from awmp.evaluate import PARAMS_FILE
-from awmp.train import RunDirError, TrainingInterrupted, resume, train
-
-train_module = importlib.import_module("awmp.train")  # the module; awmp.train is the function
+from awmp.train import Components, RunDirError, TrainingInterrupted, resume, train
 
 GROUP = (1, 3, 4)
 WARMUP, UPDATES = 100, 100
@@ -97,10 +94,9 @@ def _assert_close(a, b, algo: str = "sac", rtol: float = 1e-4) -> None:
             np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=0)
 
 
-def _train_recording(monkeypatch, cfg) -> list:
-    monkeypatch.setattr(train_module, "ReplayBuffer", _RecordingBuffer)
+def _train_recording(cfg) -> list:
     _RecordingBuffer.made = []
-    train(cfg)
+    train(cfg, components=Components(make_buffer=_RecordingBuffer))
     return list(_RecordingBuffer.made)
 
 
@@ -108,13 +104,9 @@ def _train_recording(monkeypatch, cfg) -> list:
 def runs(tmp_path_factory):
     """Seed 3 alone (`--seeds 3`) and inside the group 1, 3, 4, with their replay buffers."""
     out = {}
-    mp = pytest.MonkeyPatch()
-    try:
-        root = tmp_path_factory.mktemp("multiseed")
-        out["alone"] = _train_recording(mp, _config(root / "alone", (3,)))
-        out["group"] = _train_recording(mp, _config(root / "group", GROUP))
-    finally:
-        mp.undo()
+    root = tmp_path_factory.mktemp("multiseed")
+    out["alone"] = _train_recording(_config(root / "alone", (3,)))
+    out["group"] = _train_recording(_config(root / "group", GROUP))
     out["root"] = root
     return out
 
