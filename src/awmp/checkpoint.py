@@ -39,6 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from awmp.errors import UserError
+
 FORMAT_VERSION = 1
 MAGIC = b"AWMPCKPT"
 _HEADER = struct.Struct("<8sQ32s")  # magic, payload length, sha256(payload)
@@ -50,7 +52,7 @@ _KILL_IN_WRITE_ENV = "AWMP_TEST_KILL_IN_CHECKPOINT"
 _writes_in_process = 0
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint cannot be read (truncated, corrupted, incompatible) or cannot be written."""
 
 

@@ -13,11 +13,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from awmp.errors import DivergenceError
 from awmp.seedaxis import SeedAxis
 
-
-class DivergenceError(RuntimeError):
-    """Training produced non-finite losses or parameters; the last good checkpoint is kept."""
+__all__ = ["DivergenceError", "DivergenceGuard", "nan_report", "update_flags"]
 
 
 def update_flags(flags: dict, metrics: dict, names: tuple[str, ...], step) -> dict:

@@ -22,13 +22,14 @@ import jax
 
 from awmp import __version__, checkpoint
 from awmp.config import TrainConfig, from_dict, to_dict
+from awmp.errors import UserError
 from awmp.evaluate import PARAMS_FILE
 
 # Fields a resumed run may change: they do not alter a single number of the experiment.
 RESUME_FREE_FIELDS = ("resume", "run_dir", "progress", "checkpoint_interval", "keep_checkpoints")
 
 
-class RunDirError(ValueError):
+class RunDirError(UserError):
     """The run directory cannot be used (it exists, cannot be written, or cannot be resumed)."""
 
 

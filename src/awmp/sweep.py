@@ -43,10 +43,10 @@ import time
 from pathlib import Path
 
 from awmp import placement
-from awmp.config import ConfigError, from_dict, to_dict
+from awmp.config import from_dict, to_dict
+from awmp.errors import EXIT_BAD_INPUT, EXIT_DIVERGED, UserError
 from awmp.experiment import (
     Cell,
-    ExperimentError,
     add_grid_arguments,
     cell_dir,
     cell_status,
@@ -55,8 +55,6 @@ from awmp.experiment import (
 
 BACKENDS = ("local", "ray")
 DEFAULT_MAX_RETRIES = 2
-EXIT_BAD_INPUT = 2  # the exit codes of awmp.cli.run_train
-EXIT_DIVERGED = 3
 NO_RETRY = {EXIT_BAD_INPUT: "bad input or unusable run directory", EXIT_DIVERGED: "diverged"}
 POLL_S = 0.5  # how often a running attempt's run directory is read
 RAY_INSTALL_HINT = (
@@ -69,7 +67,7 @@ RAY_INSTALL_HINT = (
 _KILL_ENV = "AWMP_TEST_SWEEP_KILL"
 
 
-class SweepError(ValueError):
+class SweepError(UserError):
     """A sweep that cannot start (bad option, Ray missing, storage unusable)."""
 
 
@@ -711,7 +709,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs = plan(cells, out, record_dir, os.environ.get(_KILL_ENV))
         if args.backend == "ray" and not args.dry_run:
             _import_ray()
-    except (SweepError, ExperimentError, ConfigError, ValueError) as e:
+    except UserError as e:  # SweepError, ExperimentError, ConfigError, ...; else a bug
         print(f"awmp: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     counts = collections.Counter(j.initial for j in jobs)
