@@ -18,6 +18,7 @@ import jax
 import numpy as np
 import pytest
 from conftest import small_config
+from faults import stop_at
 from reliability import assert_same_run, compile_cache, rows  # noqa: F401 - autouse fixture
 
 import awmp
@@ -167,13 +168,11 @@ def test_one_normal_run_directory_per_seed(runs):
         assert policy.act(np.zeros(3, np.float32)).shape == (1,)
 
 
-def test_group_stops_and_resumes_together_bitwise(runs, tmp_path, monkeypatch, capsys):
+def test_group_stops_and_resumes_together_bitwise(runs, tmp_path, capsys):
     ref = runs["root"] / "group"
     cfg = _config(tmp_path / "group", GROUP)
-    monkeypatch.setenv("AWMP_TEST_STOP_AT", "120:signal")
     with pytest.raises(TrainingInterrupted) as info:
-        train(cfg)
-    monkeypatch.delenv("AWMP_TEST_STOP_AT")
+        train(cfg, on_step=stop_at(120))
     dirs = [tmp_path / "group" / f"seed{s}" for s in GROUP]
     assert info.value.run_dir == dirs and info.value.step == 120
     err = capsys.readouterr().err

@@ -17,9 +17,6 @@ checkpoint be written from a non-finite state.
 
 from __future__ import annotations
 
-import os
-import signal
-
 from awmp.config import ConfigError, TrainConfig, validate
 from awmp.guard import DivergenceError
 from awmp.rundir import (
@@ -58,31 +55,6 @@ __all__ = [
     "train",
 ]
 
-# Test hook (not a user option): "STEP[:signal|crash|kill]" stops the run after that step as a
-# SIGINT would (signal), by raising SimulatedCrash without a checkpoint (crash), or by SIGKILL.
-_STOP_AT_ENV = "AWMP_TEST_STOP_AT"
-
-
-class SimulatedCrash(BaseException):
-    """Raised by the AWMP_TEST_STOP_AT=STEP:crash test hook: a crash with no last checkpoint."""
-
-
-def _stop_hook() -> OnStep | None:
-    spec = os.environ.get(_STOP_AT_ENV)
-    if not spec:
-        return None
-    text, _, mode = spec.partition(":")
-    stop_at, mode = int(text), mode or "signal"
-
-    def on_step(step: int) -> bool:
-        if step == stop_at and mode == "kill":
-            os.kill(os.getpid(), signal.SIGKILL)
-        if step == stop_at and mode == "crash":
-            raise SimulatedCrash(f"simulated crash after step {step}")
-        return step == stop_at
-
-    return on_step
-
 
 def train(cfg: TrainConfig, *, on_step: OnStep | None = None, components: Components | None = None):
     """Train as `cfg` says; return (run directory, summary dict).
@@ -100,7 +72,6 @@ def train(cfg: TrainConfig, *, on_step: OnStep | None = None, components: Compon
     if cfg.run_dir is not None and not str(cfg.run_dir).strip():
         raise ConfigError("invalid run_dir='': must be a directory, or None for the default")
     components = components or Components()
-    on_step = on_step or _stop_hook()
     group = members(cfg)
     ckpts: list = [None] * len(group)
     if cfg.resume:
@@ -133,12 +104,13 @@ def train(cfg: TrainConfig, *, on_step: OnStep | None = None, components: Compon
     return [d for d, _ in results], [s for _, s in results]
 
 
-def resume(run_dir, **free_fields):
+def resume(run_dir, *, on_step: OnStep | None = None, **free_fields):
     """Continue the run in `run_dir` from its newest checkpoint (Python form of `--resume`).
 
     `run_dir` may be a list (or comma-separated string) of run directories of one multi-seed
     run: they continue together, and lists come back as from `train` with `seeds`.
-    Only RESUME_FREE_FIELDS may be given (e.g. progress=False, checkpoint_interval=...).
+    Only RESUME_FREE_FIELDS may be given (e.g. progress=False, checkpoint_interval=...);
+    `on_step` as for `train`.
     """
     if isinstance(run_dir, (list, tuple)):
         run_dir = ",".join(map(str, run_dir))
@@ -149,4 +121,4 @@ def resume(run_dir, **free_fields):
     for k, v in free_fields.items():
         setattr(cfg, k, v)
     cfg.resume = str(run_dir)
-    return train(cfg)
+    return train(cfg, on_step=on_step)
