@@ -246,10 +246,9 @@ def train_command(cfg: TrainConfig, run_dir: Path) -> str:
 
 def _resume_fn():
     """awmp.train's resume entry point, if this version has one (None otherwise)."""
-    import importlib
+    from awmp import train
 
-    # Not `import awmp.train`: the package rebinds that name to the train() function.
-    return getattr(importlib.import_module("awmp.train"), "resume", None)
+    return getattr(train, "resume", None)
 
 
 def run_experiment(

@@ -13,9 +13,16 @@ Long runs (README "Long runs"): a checkpoint (awmp.checkpoint) every `checkpoint
 steps, at the end, and on SIGINT/SIGTERM; `resume` continues a run from its newest checkpoint
 bit for bit on the same machine and versions. The divergence guard (awmp.guard) never lets a
 checkpoint be written from a non-finite state.
+
+`awmp.train` is this module, and it is callable: `awmp.train(cfg)` is `awmp.train.train(cfg)`,
+and `awmp.train.resume(run_dir)` is `resume` (the package does not shadow the module with the
+function).
 """
 
 from __future__ import annotations
+
+import sys
+import types
 
 from awmp.config import ConfigError, TrainConfig, validate
 from awmp.guard import DivergenceError
@@ -122,3 +129,14 @@ def resume(run_dir, *, on_step: OnStep | None = None, **free_fields):
         setattr(cfg, k, v)
     cfg.resume = str(run_dir)
     return train(cfg, on_step=on_step)
+
+
+class _CallableModule(types.ModuleType):
+    """This module's type: calling the module calls `train`, so `awmp.train(cfg)` (the documented
+    call) and `awmp.train.resume(run_dir)` both work on the one object `awmp.train`."""
+
+    def __call__(self, cfg: TrainConfig, **kwargs):
+        return train(cfg, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
