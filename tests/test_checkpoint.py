@@ -148,13 +148,13 @@ def test_truncate_csv_keeps_rows_up_to_the_step_and_drops_a_cut_line(tmp_path):
 
 
 def test_divergence_guard_flags_are_sticky_and_keep_the_first_step():
-    from awmp.train import _guard_update, _nan_report
+    from awmp.guard import nan_report, update_flags
 
     names = ("a_loss", "b_loss")
     guard = {"finite": jnp.ones(2, bool), "first_bad": jnp.full(2, -1, jnp.int32)}
     history = [(5, 1.0, 2.0), (6, np.inf, 2.0), (7, 1.0, np.nan), (8, 1.0, 2.0)]
     for step, a, b in history:
-        guard = _guard_update(
+        guard = update_flags(
             guard, {"a_loss": jnp.asarray(a), "b_loss": jnp.asarray(b)}, names, step
         )
     # a failed first at 6, b at 7; both stay failed although step 8 was finite again.
@@ -163,7 +163,7 @@ def test_divergence_guard_flags_are_sticky_and_keep_the_first_step():
 
     state = {"actor": {"w": jnp.ones(3)}, "critic": {"w": jnp.array([1.0, jnp.nan])},
              "log_alpha": jnp.asarray(-jnp.inf), "key": jax.random.PRNGKey(0)}  # fmt: skip
-    report = _nan_report(state)
+    report = nan_report(state)
     assert {k: bool(v) for k, v in report.items()} == {
         "actor": False,
         "critic": True,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 from pathlib import Path
 
 import pytest
+from faults import stop_at
 
 from awmp import experiment
 from awmp.cli import main as cli_main
@@ -76,13 +79,16 @@ def test_runs_grid_resumes_interrupted_skips_complete(tmp_path, capsys, monkeypa
     path = tmp_path / "tiny.toml"
     path.write_text(TINY)
     out = tmp_path / "runs"
-    # The first cell is stopped after step 150 as by Ctrl-C (awmp.train's test hook): the
+    # The first cell is stopped after step 150 as by Ctrl-C (a step callback): the
     # experiment stops with 130, and the same command continues it from its checkpoint.
-    monkeypatch.setenv("AWMP_TEST_STOP_AT", "150")
+    train_module = importlib.import_module("awmp.train")
+    monkeypatch.setattr(
+        train_module, "train", functools.partial(train_module.train, on_step=stop_at(150))
+    )
     assert cli_main(["experiment", str(path), "--out", str(out)]) == 130
     first = out / "Pendulum-v1/sac/default/seed0-300steps"
     assert json.loads((first / "summary.json").read_text())["steps_done"] == 150
-    monkeypatch.delenv("AWMP_TEST_STOP_AT")
+    monkeypatch.undo()
     capsys.readouterr()
     assert cli_main(["experiment", str(path), "--out", str(out)]) == 0
     assert "sac default seed 0: resuming" in capsys.readouterr().out

@@ -17,11 +17,14 @@ import time
 from pathlib import Path
 
 import pytest
+from faults import stop_at
 from reliability import assert_same_run, compile_cache, subprocess_env  # noqa: F401
 
 from awmp import checkpoint
 from awmp.cli import parse_train_config
 from awmp.train import TrainingInterrupted, resume, train
+
+FAULT_CLI = Path(__file__).with_name("fault_cli.py")
 
 
 def _args(run_dir: Path, total_steps: int) -> list[str]:
@@ -41,9 +44,14 @@ def _args(run_dir: Path, total_steps: int) -> list[str]:
     ]  # fmt: skip
 
 
-def _start(args: list[str], env: dict) -> subprocess.Popen:
+def _start(args: list[str], env: dict, kill_in_checkpoint: int | None = None) -> subprocess.Popen:
+    """`awmp ARGS`; with kill_in_checkpoint=N, that process SIGKILLs itself halfway through its
+    N-th checkpoint write (tests/fault_cli.py)."""
+    cmd = [sys.executable, "-m", "awmp.cli"]
+    if kill_in_checkpoint is not None:
+        cmd = [sys.executable, str(FAULT_CLI), "--kill-in-checkpoint", str(kill_in_checkpoint)]
     return subprocess.Popen(
-        [sys.executable, "-m", "awmp.cli", *args],
+        [*cmd, *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -73,9 +81,7 @@ def _wait_for_training(proc: subprocess.Popen, run_dir: Path, past: int, timeout
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_checkpoints_prints_resume_and_exits(
-    tmp_path_factory, tmp_path, monkeypatch, signum, code
-):
+def test_signal_checkpoints_prints_resume_and_exits(tmp_path_factory, tmp_path, signum, code):
     run_dir = tmp_path / "run"
     proc = _start(_args(run_dir, 100_000), subprocess_env(tmp_path_factory))
     _wait_for_training(proc, run_dir, past=60)
@@ -90,9 +96,8 @@ def test_signal_checkpoints_prints_resume_and_exits(
     assert summary["interrupted"] and ckpt.loop.step == summary["steps_done"] > 60
     assert f"checkpoint {ckpt.path} written" in err
     # ...and the run continues from it.
-    monkeypatch.setenv("AWMP_TEST_STOP_AT", str(ckpt.loop.step + 5))
     with pytest.raises(TrainingInterrupted) as info:
-        resume(run_dir, progress=False)
+        resume(run_dir, progress=False, on_step=stop_at(ckpt.loop.step + 5))
     assert info.value.step == ckpt.loop.step + 5
 
 
@@ -109,10 +114,9 @@ def test_kill_9_at_random_moments_leaves_a_resumable_identical_run(tmp_path_fact
     for attempt in range(4):
         # The third process kills itself halfway through writing its second checkpoint.
         self_kill = attempt == 2
-        extra = {"AWMP_TEST_KILL_IN_CHECKPOINT": "2"} if self_kill else {}
         args = _args(run_dir, total) if attempt == 0 else ["train", "--resume", str(run_dir)]
         past = max(_logged_steps(run_dir), default=0)  # wait for progress beyond this
-        proc = _start(args, {**env, **extra})
+        proc = _start(args, env, kill_in_checkpoint=2 if self_kill else None)
         if not self_kill:
             _wait_for_training(proc, run_dir, past=past)
             time.sleep(rng.uniform(0.0, 0.4))

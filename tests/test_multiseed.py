@@ -8,7 +8,6 @@ and resumes together (bit for bit) or one seed continues alone.
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import shutil
@@ -19,6 +18,7 @@ import jax
 import numpy as np
 import pytest
 from conftest import small_config
+from faults import stop_at
 from reliability import assert_same_run, compile_cache, rows  # noqa: F401 - autouse fixture
 
 import awmp
@@ -28,9 +28,7 @@ from awmp.buffer import ReplayBuffer
 from awmp.cli import main
 from awmp.envs import make_env
 from awmp.evaluate import PARAMS_FILE
-from awmp.train import RunDirError, TrainingInterrupted, resume, train
-
-train_module = importlib.import_module("awmp.train")  # the module; awmp.train is the function
+from awmp.train import Components, RunDirError, TrainingInterrupted, resume, train
 
 GROUP = (1, 3, 4)
 WARMUP, UPDATES = 100, 100
@@ -97,10 +95,9 @@ def _assert_close(a, b, algo: str = "sac", rtol: float = 1e-4) -> None:
             np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=0)
 
 
-def _train_recording(monkeypatch, cfg) -> list:
-    monkeypatch.setattr(train_module, "ReplayBuffer", _RecordingBuffer)
+def _train_recording(cfg) -> list:
     _RecordingBuffer.made = []
-    train(cfg)
+    train(cfg, components=Components(make_buffer=_RecordingBuffer))
     return list(_RecordingBuffer.made)
 
 
@@ -108,13 +105,9 @@ def _train_recording(monkeypatch, cfg) -> list:
 def runs(tmp_path_factory):
     """Seed 3 alone (`--seeds 3`) and inside the group 1, 3, 4, with their replay buffers."""
     out = {}
-    mp = pytest.MonkeyPatch()
-    try:
-        root = tmp_path_factory.mktemp("multiseed")
-        out["alone"] = _train_recording(mp, _config(root / "alone", (3,)))
-        out["group"] = _train_recording(mp, _config(root / "group", GROUP))
-    finally:
-        mp.undo()
+    root = tmp_path_factory.mktemp("multiseed")
+    out["alone"] = _train_recording(_config(root / "alone", (3,)))
+    out["group"] = _train_recording(_config(root / "group", GROUP))
     out["root"] = root
     return out
 
@@ -175,13 +168,11 @@ def test_one_normal_run_directory_per_seed(runs):
         assert policy.act(np.zeros(3, np.float32)).shape == (1,)
 
 
-def test_group_stops_and_resumes_together_bitwise(runs, tmp_path, monkeypatch, capsys):
+def test_group_stops_and_resumes_together_bitwise(runs, tmp_path, capsys):
     ref = runs["root"] / "group"
     cfg = _config(tmp_path / "group", GROUP)
-    monkeypatch.setenv("AWMP_TEST_STOP_AT", "120:signal")
     with pytest.raises(TrainingInterrupted) as info:
-        train(cfg)
-    monkeypatch.delenv("AWMP_TEST_STOP_AT")
+        train(cfg, on_step=stop_at(120))
     dirs = [tmp_path / "group" / f"seed{s}" for s in GROUP]
     assert info.value.run_dir == dirs and info.value.step == 120
     err = capsys.readouterr().err

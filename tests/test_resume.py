@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 from conftest import small_config
+from faults import SimulatedCrash, stop_at
 from reliability import assert_same_run, compile_cache, rows  # noqa: F401 - autouse fixture
 
 from awmp import checkpoint
-from awmp.train import SimulatedCrash, TrainingInterrupted, resume, train
+from awmp.train import TrainingInterrupted, resume, train
 
 HAVE_AWMP = importlib.util.find_spec("awmp.algos.sac_awmp") is not None
 
@@ -56,12 +57,10 @@ def reference(tmp_path_factory):
     return get
 
 
-def _stop_and_resume(monkeypatch, cfg, stop_at: int, mode: str) -> checkpoint.Checkpoint:
-    monkeypatch.setenv("AWMP_TEST_STOP_AT", f"{stop_at}:{mode}")
+def _stop_and_resume(cfg, step: int, mode: str) -> checkpoint.Checkpoint:
     with pytest.raises((TrainingInterrupted, SimulatedCrash)):
-        train(cfg)
+        train(cfg, on_step=stop_at(step, mode))
     ckpt = checkpoint.load_latest(Path(cfg.run_dir))
-    monkeypatch.delenv("AWMP_TEST_STOP_AT")
     resume(cfg.run_dir)
     return ckpt
 
@@ -93,10 +92,10 @@ CASES = [
 
 
 @pytest.mark.parametrize(("algo", "env", "stop_at", "mode"), CASES)
-def test_resume_is_bitwise_identical(reference, monkeypatch, tmp_path, algo, env, stop_at, mode):
+def test_resume_is_bitwise_identical(reference, tmp_path, algo, env, stop_at, mode):
     ref = reference(algo, env)
     cfg = _config(algo, env, tmp_path / "run")
-    ckpt = _stop_and_resume(monkeypatch, cfg, stop_at, mode)
+    ckpt = _stop_and_resume(cfg, stop_at, mode)
     if mode == "signal":
         assert ckpt.loop.step == stop_at
         # Interrupted mid-episode (Pendulum's episodes last 200 steps; Hopper's are checked).

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 import jax
 import numpy as np
 import pytest
@@ -13,8 +11,7 @@ from awmp.buffer import ReplayBuffer
 from awmp.config import SACConfig
 from awmp.envs import EnvSpec
 from awmp.networks import GaussianPolicy, TwinCritic
-
-train_module = importlib.import_module("awmp.train")  # the module; awmp.train is the function
+from awmp.train import Components, train
 
 
 def _hand_batch(rng, spec, terminated):
@@ -85,11 +82,11 @@ class _RecordingBuffer(ReplayBuffer):
 
 
 @pytest.mark.parametrize("env_id", ["test/Terminate-v0", "test/Asym-v0"])
-def test_loop_stores_termination_not_truncation(env_id, tiny_cfg, monkeypatch):
+def test_loop_stores_termination_not_truncation(env_id, tiny_cfg):
     """Only true termination is stored as terminal; at a time limit next_obs is the real s'."""
-    monkeypatch.setattr(train_module, "ReplayBuffer", _RecordingBuffer)
     _RecordingBuffer.records = []
-    train_module.train(tiny_cfg(env=env_id, total_steps=12, warmup_steps=12, eval_interval=12))
+    cfg = tiny_cfg(env=env_id, total_steps=12, warmup_steps=12, eval_interval=12)
+    train(cfg, components=Components(make_buffer=_RecordingBuffer))
     recs = _RecordingBuffer.records
     assert len(recs) == 12
     t_in_episode = [int(r["next_obs"][0]) for r in recs]  # the toy env's obs is its step count

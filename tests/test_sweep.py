@@ -2,7 +2,7 @@
 
 The grid (Pendulum-v1, SAC and TD3, seeds 0 and 1, 300 steps, tiny networks) runs once with
 the local backend and once on a local Ray instance started here; in each, the first attempt at
-one cell is killed with SIGKILL after step 200 (the sweep's test hook), after its checkpoint at
+one cell is killed with SIGKILL after step 200 (tests/fault_sweep_cell.py), after its checkpoint at
 step 100. Both sweeps must end with that cell resumed from step 100 and complete, the same run
 directories, bitwise the same final agents (a resumed run continues exactly), and the same
 `awmp report`.
@@ -49,6 +49,8 @@ CELLS = [
     f"Pendulum-v1/{algo}/default/seed{seed}-300steps" for algo in ("sac", "td3") for seed in (0, 1)
 ]
 KILLED = "Pendulum-v1/td3/default/seed0-300steps"
+# The sweep's attempts run this entry: the first attempt at KILLED is SIGKILLed after step 200.
+KILL_CELL = (str(Path(__file__).with_name("fault_sweep_cell.py")), "--kill", f"{KILLED}@200")
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +62,9 @@ def grid(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def sweep_env(tmp_path_factory):
-    """The kill hook and the persistent XLA cache for the cells' subprocesses (and Ray's
-    workers, which inherit this environment when the test starts Ray)."""
+    """The persistent XLA cache for the cells' subprocesses (and Ray's workers, which inherit
+    this environment when the test starts Ray)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(sweep._KILL_ENV, f"{KILLED}@200")
         mp.setenv("JAX_COMPILATION_CACHE_DIR", cache_dir(tmp_path_factory))
         mp.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
         mp.setenv("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
@@ -104,7 +105,7 @@ def _check_sweep(out: Path) -> None:
 @pytest.fixture(scope="module")
 def local_sweep(grid, sweep_env, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("local") / "runs"
-    rc = cli_main(["sweep", str(grid), "--out", str(out), "--workers", "2"])
+    rc = sweep.main([str(grid), "--out", str(out), "--workers", "2"], cell_command=KILL_CELL)
     assert rc == 0
     return out
 
@@ -174,7 +175,8 @@ def test_ray_backend_same_runs_and_report(local_sweep, grid, sweep_env, tmp_path
     storage = tmp_path / "storage"
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        rc = cli_main(["sweep", str(grid), "--backend", "ray", "--storage", str(storage)])
+        args = [str(grid), "--backend", "ray", "--storage", str(storage)]
+        rc = sweep.main(args, cell_command=KILL_CELL)
     finally:
         ray.shutdown()
     assert rc == 0

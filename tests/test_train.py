@@ -55,6 +55,23 @@ def test_smoke_run_updates_and_writes_run_dir(tiny_cfg):
     assert json.loads((run_dir / "summary.json").read_text())["steps_done"] == 300
 
 
+def test_awmp_train_is_the_module_and_callable(tiny_cfg):
+    """`awmp.train` is not shadowed by the function: the README's `awmp.train(cfg)`,
+    `awmp.train.resume(run_dir)` and `import awmp.train` all name one object."""
+    import importlib
+
+    from awmp.config import ConfigError
+    from awmp.train import resume, train
+
+    assert importlib.import_module("awmp.train") is awmp.train
+    assert awmp.train.resume is resume is awmp.resume and awmp.train.train is train
+    with pytest.raises(ConfigError, match="total_steps"):  # the call goes to train()
+        awmp.train(tiny_cfg(total_steps=0))
+    run_dir, _ = awmp.train(tiny_cfg(total_steps=20, warmup_steps=10, eval_interval=20))
+    _, summary = awmp.train.resume(run_dir)  # finished: returns the saved summary
+    assert summary["steps_done"] == 20
+
+
 def test_evaluation_does_not_change_params(tiny_cfg):
     run_dir, _ = awmp.train(tiny_cfg())
     policy = awmp.load(run_dir)

@@ -39,18 +39,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from awmp.errors import UserError
+
 FORMAT_VERSION = 1
 MAGIC = b"AWMPCKPT"
 _HEADER = struct.Struct("<8sQ32s")  # magic, payload length, sha256(payload)
 CKPT_DIR = "checkpoints"
 _NAME = re.compile(r"^step_(\d{12})\.ckpt$")
-# Test hook (not a user option): "N" makes the N-th checkpoint write of this process SIGKILL
-# itself halfway through writing the temp file, to test that a crash mid-write loses nothing.
-_KILL_IN_WRITE_ENV = "AWMP_TEST_KILL_IN_CHECKPOINT"
-_writes_in_process = 0
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint cannot be read (truncated, corrupted, incompatible) or cannot be written."""
 
 
@@ -326,20 +324,9 @@ def atomic_write(path: Path, *chunks: bytes) -> None:
     Chunks, not one joined blob: a checkpoint is mostly replay buffer, and joining would hold
     one more copy of it in memory.
     """
-    global _writes_in_process
-    _writes_in_process += 1
-    kill_at = os.environ.get(_KILL_IN_WRITE_ENV)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            if kill_at and int(kill_at) == _writes_in_process:
-                import signal
-
-                data = b"".join(chunks)
-                f.write(data[: len(data) // 2])
-                f.flush()
-                os.fsync(f.fileno())
-                os.kill(os.getpid(), signal.SIGKILL)
             for chunk in chunks:
                 f.write(chunk)
             f.flush()

@@ -1,7 +1,9 @@
 """The `awmp` command: train | eval | demo | report | experiment | sweep | inspect | bench.
 
 A thin layer over the Python API (`awmp.train`, `awmp.load`): it parses, calls, and turns the
-project's own errors into one line on stderr and exit code 2, without a traceback.
+project's own errors (awmp.errors.AwmpError) into one line on stderr and the exit code of
+awmp.errors.EXIT_CODES (2 bad input, 3 diverged), without a traceback. Any other exception is
+a bug: it propagates with its traceback (exit 1).
 """
 
 from __future__ import annotations
@@ -32,15 +34,31 @@ USAGE = """usage: awmp {train,eval,demo,report,experiment,sweep,inspect,bench} .
 `awmp train --help` lists every config field with its description; `awmp --version`.
 """
 
-EXIT_BAD_INPUT = 2
-EXIT_DIVERGED = 3  # non-finite losses or parameters; the last good checkpoint is kept
-EXIT_SIGINT = 130  # 128 + SIGINT: stopped after a step, checkpoint written
-EXIT_SIGTERM = 143  # 128 + SIGTERM: likewise
+from awmp.errors import (  # noqa: E402 - after the usage text, which is this module's summary
+    EXIT_BAD_INPUT,
+    EXIT_DIVERGED,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    AwmpError,
+    UserError,
+    exit_code,
+)
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_DIVERGED", "EXIT_SIGINT", "EXIT_SIGTERM", "main", "run_train"]
 
 
 def _fail(msg: str) -> int:
     print(f"awmp: error: {msg}", file=sys.stderr)
     return EXIT_BAD_INPUT
+
+
+def _report(error: AwmpError) -> int:
+    """One line on stderr for one of awmp's own errors; its exit code (awmp.errors)."""
+    from awmp.config import ConfigError
+
+    msg = _flag_error(str(error)) if isinstance(error, ConfigError) else str(error)
+    print(f"awmp: error: {msg}", file=sys.stderr)
+    return exit_code(error)
 
 
 def parse_train_config(argv: list[str]):
@@ -235,8 +253,8 @@ def _flag_error(message: str) -> str:
     return f"invalid {flag} ({field})={message[m.end() :]}"
 
 
-class _UsageError(Exception):
-    pass
+class _UsageError(UserError):
+    """Command-line arguments that do not parse."""
 
 
 def _split_seed_list(argv: list[str]) -> list[str]:
@@ -348,37 +366,19 @@ def _tidy_help(text: str) -> str:
 
 
 def cmd_train(argv: list[str]) -> int:
-    from awmp.checkpoint import CheckpointError
-    from awmp.config import ConfigError
-    from awmp.envs import EnvError
-    from awmp.train import RunDirError
-
-    try:
-        cfg = parse_train_config(argv)
-    except ConfigError as e:
-        return _fail(_flag_error(str(e)))
-    except (_UsageError, EnvError, RunDirError, CheckpointError) as e:
-        return _fail(str(e))
-    return run_train(cfg)
+    return run_train(parse_train_config(argv))
 
 
-def run_train(cfg) -> int:
+def run_train(cfg, on_step=None) -> int:
     """train(cfg) with `awmp train`'s exit codes (0, 2 bad input, 3 diverged, 130/143 stopped);
-    prints the summary as JSON on success. `awmp sweep` runs each cell through this."""
-    from awmp.checkpoint import CheckpointError
-    from awmp.config import ConfigError
-    from awmp.envs import EnvError
-    from awmp.train import DivergenceError, RunDirError, train
+    prints the summary as JSON on success. `awmp sweep` runs each cell through this.
+    `on_step`: as for awmp.train.train."""
+    from awmp.train import train
 
     try:
-        run_dir, summary = train(cfg)
-    except ConfigError as e:
-        return _fail(_flag_error(str(e)))
-    except (EnvError, RunDirError, CheckpointError) as e:
-        return _fail(str(e))
-    except DivergenceError as e:
-        print(f"awmp: error: {e}", file=sys.stderr)
-        return EXIT_DIVERGED
+        run_dir, summary = train(cfg, on_step=on_step)
+    except AwmpError as e:
+        return _report(e)
     except KeyboardInterrupt as e:  # train() has printed where the run is and how to resume
         signum = getattr(e, "signum", None)
         if signum is None:
@@ -389,8 +389,7 @@ def run_train(cfg) -> int:
 
 
 def cmd_eval(argv: list[str]) -> int:
-    from awmp.envs import EnvError
-    from awmp.evaluate import VideoError, evaluate_run
+    from awmp.evaluate import evaluate_run
 
     p = argparse.ArgumentParser(prog="awmp eval", description="Evaluate a saved run's policy.")
     p.add_argument("run_dir", help="a run directory written by `awmp train`")
@@ -405,7 +404,7 @@ def cmd_eval(argv: list[str]) -> int:
         return _fail(f"invalid episodes={args.episodes}: must be >= 1")
     try:
         result = evaluate_run(args.run_dir, args.episodes, args.seed, args.video)
-    except (FileNotFoundError, EnvError, VideoError) as e:
+    except FileNotFoundError as e:  # awmp's own errors: main's table
         return _fail(str(e))
     print(json.dumps(result, indent=2))
     return 0
@@ -482,7 +481,10 @@ def main(argv: list[str] | None = None) -> int:
     cmd, rest = argv[0], argv[1:]
     if cmd not in COMMANDS:
         return _fail(f"unknown command {cmd!r}; choose one of {', '.join(COMMANDS)}")
-    return COMMANDS[cmd](rest)
+    try:
+        return COMMANDS[cmd](rest)
+    except AwmpError as e:  # anything else is a bug: it crashes with its traceback (exit 1)
+        return _report(e)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from awmp.errors import UserError
+
 ALGOS = ("sac", "sac-awmp", "td3")
 PRESETS = ("paper", "reference-code")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """An invalid configuration value; the message names the field, value and allowed range."""
 
 

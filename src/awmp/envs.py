@@ -9,8 +9,10 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
+from awmp.errors import UserError
 
-class EnvError(ValueError):
+
+class EnvError(UserError):
     """An environment this project cannot train on; the message says what was found and why."""
 
 

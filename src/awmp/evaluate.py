@@ -15,6 +15,7 @@ import numpy as np
 from awmp import algos
 from awmp.config import from_dict
 from awmp.envs import make_env
+from awmp.errors import UserError
 
 PARAMS_FILE = "final_params.msgpack"
 
@@ -115,7 +116,7 @@ def load(run_dir: str | Path) -> Policy:
     return Policy(run_dir)
 
 
-class VideoError(ValueError):
+class VideoError(UserError):
     """A video was asked for and cannot be made (the extra is missing, or the env cannot render)."""
 
 

@@ -26,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 
 from awmp.config import ConfigError, TrainConfig, preset, to_dict, validate
+from awmp.errors import UserError
 
 try:
     import tomllib
@@ -33,7 +34,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 
-class ExperimentError(ValueError):
+class ExperimentError(UserError):
     """An experiment file or an existing cell directory that cannot be used."""
 
 
@@ -245,10 +246,9 @@ def train_command(cfg: TrainConfig, run_dir: Path) -> str:
 
 def _resume_fn():
     """awmp.train's resume entry point, if this version has one (None otherwise)."""
-    import importlib
+    from awmp import train
 
-    # Not `import awmp.train`: the package rebinds that name to the train() function.
-    return getattr(importlib.import_module("awmp.train"), "resume", None)
+    return getattr(train, "resume", None)
 
 
 def run_experiment(
@@ -334,13 +334,18 @@ def add_grid_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
 
 def cells_from_args(args: argparse.Namespace) -> tuple[str, list[Cell]]:
     """(experiment name, its cells) from add_grid_arguments' options; raises ExperimentError,
-    ConfigError or ValueError on bad input."""
+    or ConfigError on bad input."""
 
     def csv_list(s):
         return [x.strip() for x in s.split(",") if x.strip()] if s else None
 
     name, spec = load_experiment(args.experiment)
-    seeds = [int(s) for s in csv_list(args.seeds)] if args.seeds else None
+    try:
+        seeds = [int(s) for s in csv_list(args.seeds)] if args.seeds else None
+    except ValueError:
+        raise ExperimentError(
+            f"invalid --seeds {args.seeds!r}: expected integers like 0,1,2"
+        ) from None
     if args.budget is not None and args.budget < 1:
         raise ConfigError(f"invalid budget={args.budget}: must be >= 1")
     cells = expand(
@@ -367,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out) if args.out else Path("runs") / name
         print(f"experiment {name}: {len(cells)} cells, runs under {out}", flush=True)
         outcome = run_experiment(cells, out, args.dry_run, log=lambda m: print(m, flush=True))
-    except (ExperimentError, ConfigError, ValueError) as e:
+    except UserError as e:  # ExperimentError, ConfigError, ...; anything else is a bug
         print(f"awmp: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

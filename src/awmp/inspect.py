@@ -28,8 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from awmp.errors import UserError
 
-class InspectError(ValueError):
+
+class InspectError(UserError):
     """The run cannot be inspected (not a finished SAC-AWMP run)."""
 
 
@@ -263,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         result = inspect_run(args.run_dir, args.episodes, args.out, args.seed, args.video)
-    except (InspectError, FileNotFoundError, ValueError) as e:
+    except (UserError, FileNotFoundError) as e:
         print(f"awmp: error: {e}", file=sys.stderr)
         return 2
     for note in result["notes"]:

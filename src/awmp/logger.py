@@ -8,6 +8,8 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from awmp.errors import UserError
+
 EVAL_COLUMNS = ("step", "seed", "return_mean", "return_std", "episodes", "wall_s")
 TRAIN_BASE_COLUMNS = (
     "step",
@@ -20,7 +22,7 @@ TRAIN_BASE_COLUMNS = (
 )
 
 
-class LogResumeError(ValueError):
+class LogResumeError(UserError):
     """A CSV log of a resumed run does not have the columns this run writes."""
 
 

@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import scipy.stats
 
+from awmp.errors import UserError
+
 RUN_FILES = ("config.json", "eval.csv", "summary.json")
 ALGO_SECTION = {"sac": "sac", "sac-awmp": "awmp", "td3": "td3"}
 REFERENCE_ALGO = {"sac": "SAC", "td3": "TD3", "sac-awmp": "SAC-AWMP"}
@@ -49,7 +51,7 @@ SETUP_IGNORED = (
 ABLATION_TITLES = {"num_components": "O (Fig. 4)", "tau_q": "τ_Q (Fig. 5)"}
 
 
-class ReportError(ValueError):
+class ReportError(UserError):
     """Nothing to report (no run directories under the given paths)."""
 
 

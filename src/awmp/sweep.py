@@ -43,10 +43,10 @@ import time
 from pathlib import Path
 
 from awmp import compile_cache, placement
-from awmp.config import ConfigError, from_dict, to_dict
+from awmp.config import from_dict, to_dict
+from awmp.errors import EXIT_BAD_INPUT, EXIT_DIVERGED, UserError
 from awmp.experiment import (
     Cell,
-    ExperimentError,
     add_grid_arguments,
     cell_dir,
     cell_status,
@@ -55,21 +55,18 @@ from awmp.experiment import (
 
 BACKENDS = ("local", "ray")
 DEFAULT_MAX_RETRIES = 2
-EXIT_BAD_INPUT = 2  # the exit codes of awmp.cli.run_train
-EXIT_DIVERGED = 3
 NO_RETRY = {EXIT_BAD_INPUT: "bad input or unusable run directory", EXIT_DIVERGED: "diverged"}
 POLL_S = 0.5  # how often a running attempt's run directory is read
 RAY_INSTALL_HINT = (
     "--backend ray needs Ray: pip install 'awmp[cluster]' (from a checkout: "
     "pip install -e '.[cluster]'), which installs ray[tune]==2.60.0"
 )
-# Test hook (not a user option): "CELL@STEP", CELL a run directory relative to --out
-# (e.g. Pendulum-v1/sac/default/seed0-300steps): the first attempt of that cell, when it starts
-# from zero, is killed with SIGKILL right after STEP (awmp.train's AWMP_TEST_STOP_AT=STEP:kill).
-_KILL_ENV = "AWMP_TEST_SWEEP_KILL"
+# What an attempt runs (after the Python interpreter): this module's cell entry point.
+# A test may run another entry that installs a fault and then calls _cell_main.
+CELL_COMMAND = ("-m", "awmp.sweep")
 
 
-class SweepError(ValueError):
+class SweepError(UserError):
     """A sweep that cannot start (bad option, Ray missing, storage unusable)."""
 
 
@@ -85,7 +82,7 @@ class CellSpec:
     config: dict  # to_dict(TrainConfig) of a fresh run (progress off)
     total_steps: int
     record_dir: str  # <out>/.sweep/<sweep id>
-    kill_at: int | None = None  # the test hook's step, for this cell
+    cell_command: tuple[str, ...] | list[str] = CELL_COMMAND  # see CELL_COMMAND
 
     @property
     def key(self) -> str:
@@ -196,11 +193,10 @@ class Attempt:
         self.record = load_record(record_dir, spec.key)
         self.number = len(self.record["attempts"]) + 1
         self.log_path = record_dir / f"{spec.key}.attempt{self.number}.log"
-        cmd = [sys.executable, "-m", "awmp.sweep", "--cell", "--parent-pid", str(os.getpid())]
+        cmd = [sys.executable, *spec.cell_command, "--cell", "--parent-pid", str(os.getpid())]
         env = {**os.environ, **(extra_env or {})}
         if threads_per_run is not None:
             env = placement.child_env(env, threads_per_run, cores)
-        env.pop("AWMP_TEST_STOP_AT", None)
         # The child imports the awmp this process runs (a Ray worker's cwd is its trial folder,
         # so a relative PYTHONPATH would not do).
         src = str(Path(__file__).resolve().parents[1])
@@ -213,8 +209,6 @@ class Attempt:
         else:
             self.start, self.resumed_from = "fresh", None
             cmd += ["--config", json.dumps(spec.config), "--run-dir", str(run_dir)]
-            if spec.kill_at is not None and self.number == 1:
-                env["AWMP_TEST_STOP_AT"] = f"{spec.kill_at}:kill"
         self.t0 = time.time()
         entry = {"attempt": self.number, "start": self.start, "host": os.uname().nodename}
         entry["started"] = _now()
@@ -293,8 +287,9 @@ def save_record(record_dir: Path, key: str, record: dict) -> None:
     tmp.replace(record_dir / f"{key}.json")
 
 
-def _cell_main(argv: list[str]) -> int:
-    """The subprocess of one attempt: train a fresh cell or resume it, as `awmp train` would."""
+def _cell_main(argv: list[str], on_step=None) -> int:
+    """The subprocess of one attempt: train a fresh cell or resume it, as `awmp train` would.
+    `on_step`: as for awmp.train.train."""
     p = argparse.ArgumentParser(prog="python -m awmp.sweep --cell")
     p.add_argument("--cell", action="store_true")
     p.add_argument("--parent-pid", type=int, required=True)
@@ -320,7 +315,7 @@ def _cell_main(argv: list[str]) -> int:
     else:
         cfg = from_dict(json.loads(args.config))
         cfg.run_dir = args.run_dir
-    return run_train(cfg)
+    return run_train(cfg, on_step=on_step)
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -354,12 +349,10 @@ class Job:
     resumed_from: list = dataclasses.field(default_factory=list)
 
 
-def plan(cells: list[Cell], out: Path, record_dir: Path, kill_hook: str | None = None) -> list[Job]:
+def plan(
+    cells: list[Cell], out: Path, record_dir: Path, cell_command: tuple[str, ...] = CELL_COMMAND
+) -> list[Job]:
     """A Job per cell, with its status now (refusing a directory of another configuration)."""
-    kill_rel, kill_at = None, None
-    if kill_hook:
-        kill_rel, _, step = kill_hook.rpartition("@")
-        kill_at = int(step)
     jobs = []
     for cell in cells:
         run_dir = cell_dir(out, cell)
@@ -368,7 +361,7 @@ def plan(cells: list[Cell], out: Path, record_dir: Path, kill_hook: str | None =
         cfg = dataclasses.replace(cell.config, progress=False, run_dir=None)
         spec = CellSpec(
             rel, str(run_dir), json.loads(json.dumps(to_dict(cfg))), cell.config.total_steps,
-            str(record_dir), kill_at if rel == kill_rel else None,
+            str(record_dir), tuple(cell_command),
         )  # fmt: skip
         job = Job(spec, f"{cell.env} {cell.algo} {cell.variant or 'default'} seed {cell.seed}",
                   status)  # fmt: skip
@@ -663,7 +656,8 @@ def run_ray(
 # ----------------------------------------------------------------------------- the command
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, cell_command: tuple[str, ...] = CELL_COMMAND) -> int:
+    """`awmp sweep`. `cell_command`: what each attempt runs after the interpreter (tests)."""
     p = argparse.ArgumentParser(
         prog="awmp sweep",
         description="Run every cell of an experiment grid in parallel: processes on this "
@@ -709,10 +703,10 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out).absolute() if args.out else storage / name
         sweep_id = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + f"{os.getpid() % 10000:04d}"
         record_dir = out / ".sweep" / sweep_id
-        jobs = plan(cells, out, record_dir, os.environ.get(_KILL_ENV))
+        jobs = plan(cells, out, record_dir, cell_command)
         if args.backend == "ray" and not args.dry_run:
             _import_ray()
-    except (SweepError, ExperimentError, ConfigError, ValueError) as e:
+    except UserError as e:  # SweepError, ExperimentError, ConfigError, ...; else a bug
         print(f"awmp: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     counts = collections.Counter(j.initial for j in jobs)

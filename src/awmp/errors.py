@@ -1,0 +1,48 @@
+"""The project's errors and the exit codes the `awmp` command gives them.
+
+    AwmpError                  every error awmp raises on purpose
+      UserError (ValueError)   bad input: config, env, run directory, checkpoint, experiment,
+                               sweep options, report input; exit 2, one line, no traceback
+      DivergenceError          training produced non-finite numbers; exit 3
+
+Anything else is a bug: `awmp` lets it crash with its traceback (exit 1), never "bad input".
+Signals are not errors: awmp.trainer.TrainingInterrupted (a KeyboardInterrupt) exits 130/143.
+"""
+
+from __future__ import annotations
+
+
+class AwmpError(Exception):
+    """Base of every error awmp raises on purpose."""
+
+
+class UserError(AwmpError, ValueError):
+    """Bad input from the user: fix the input and try again (exit 2).
+
+    Also a ValueError, as these errors always were, so existing `except ValueError` still works.
+    """
+
+
+class DivergenceError(AwmpError, RuntimeError):
+    """Training produced non-finite losses or parameters; the last good checkpoint is kept."""
+
+
+EXIT_CRASH = 1  # an unexpected exception: a bug, reported with its traceback
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3  # non-finite losses or parameters; the last good checkpoint is kept
+EXIT_SIGINT = 130  # 128 + SIGINT: stopped after a step, checkpoint written
+EXIT_SIGTERM = 143  # 128 + SIGTERM: likewise
+
+# The one table from error classes to exit codes, most specific first.
+EXIT_CODES: tuple[tuple[type[AwmpError], int], ...] = (
+    (DivergenceError, EXIT_DIVERGED),
+    (UserError, EXIT_BAD_INPUT),
+)
+
+
+def exit_code(error: AwmpError) -> int:
+    """The exit code of one of awmp's own errors (EXIT_CODES)."""
+    for cls, code in EXIT_CODES:
+        if isinstance(error, cls):
+            return code
+    return EXIT_CRASH

@@ -1,0 +1,55 @@
+"""Faults for tests, injected through the public seams (no hook in the production code).
+
+- `stop_at(step, mode)`: an `on_step` callback for awmp.train.train / resume / run_train that,
+  after `step`, stops the run as Ctrl-C would ("signal"), crashes it without a checkpoint
+  ("crash": SimulatedCrash) or kills the process with SIGKILL ("kill").
+- `kill_in_checkpoint(n)`: makes the n-th checkpoint write of this process SIGKILL itself
+  halfway through writing its temp file (for subprocesses: tests/fault_cli.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from awmp import checkpoint
+
+
+class SimulatedCrash(BaseException):
+    """A crash after a step with no checkpoint of it (not an Exception: nothing catches it)."""
+
+
+def stop_at(stop: int, mode: str = "signal") -> Callable[[int], bool]:
+    if mode not in ("signal", "crash", "kill"):
+        raise ValueError(f"unknown mode {mode!r}")
+
+    def on_step(step: int) -> bool:
+        if step == stop and mode == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if step == stop and mode == "crash":
+            raise SimulatedCrash(f"simulated crash after step {step}")
+        return step == stop
+
+    return on_step
+
+
+def kill_in_checkpoint(n: int) -> None:
+    """Replace checkpoint.atomic_write in this process: its n-th call writes half the file to
+    the temp path the real one uses, fsyncs it and SIGKILLs the process."""
+    real = checkpoint.atomic_write
+    calls = [0]
+
+    def faulty(path: Path, *chunks: bytes) -> None:
+        calls[0] += 1
+        if calls[0] != n:
+            return real(path, *chunks)
+        data = b"".join(chunks)
+        with open(path.with_name(f".{path.name}.tmp-{os.getpid()}"), "wb") as f:
+            f.write(data[: len(data) // 2])
+            f.flush()
+            os.fsync(f.fileno())
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    checkpoint.atomic_write = faulty
