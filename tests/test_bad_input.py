@@ -38,6 +38,8 @@ class FaultEnv(gym.Env):
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
+        if FAULT["kind"] == "raise_in_reset" and self.count >= FAULT["at"]:
+            raise RuntimeError("cannot reset")
         self.x = self.np_random.normal(size=3)
         return self.x.astype(np.float32), {}
 
@@ -254,6 +256,14 @@ def test_env_fault_before_the_first_checkpoint_does_not_suggest_resume(tmp_path,
     assert "--resume" not in line and "resume with" not in line, line
     assert "no checkpoint was written yet, so there is nothing to resume" in line
     assert checkpoint.list_checkpoints(run_dir) == []
+
+
+def test_env_raising_in_reset_is_bad_input_naming_the_step(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    FAULT.update(kind="raise_in_reset", at=35)  # the time limit (25 steps) resets at step 50
+    line = _run(_args(run_dir), capsys, 2)
+    assert "environment test/Fault-v0 raised RuntimeError in reset at step 50: cannot reset" in line
+    assert f"the last checkpoint {run_dir / 'checkpoints' / 'step_000000000040.ckpt'}" in line
 
 
 def test_divergence_stops_keeps_last_good_checkpoint_and_resume_works(clean_run, tmp_path, capsys):

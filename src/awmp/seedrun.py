@@ -140,7 +140,7 @@ class SeedRun:
 
     def observe(self, action: np.ndarray, extras: dict, t: int) -> None:
         """One environment step: step, check, store, episode bookkeeping."""
-        next_obs, reward, terminated, truncated, _ = self._env_call("step", t, action)
+        next_obs, reward, terminated, truncated, _ = self._env_step(action, t)
         reward = self._check_reward(reward, t + 1)
         next_obs = self._checked_obs(next_obs, t + 1)
         self.buffer.add(
@@ -156,21 +156,27 @@ class SeedRun:
         if terminated or truncated:
             self.finished.append((self.ep_ret, self.ep_len))
             self.ep_ret, self.ep_len = 0.0, 0
-            self.obs = self._checked_obs(self._env_call("reset", t)[0], t + 1)
+            self.obs = self._checked_obs(self._env_reset(t)[0], t + 1)
         else:
             self.obs = next_obs
 
-    def _env_call(self, what: str, t: int, action: np.ndarray | None = None):
+    def _env_step(self, action: np.ndarray, t: int):
         try:
-            if what == "step":
-                return self.env.step(action.astype(np.float64))
-            return self.env.reset()
+            return self.env.step(action.astype(np.float64))
         except Exception as e:  # noqa: BLE001 - a user env failing is bad input, not a crash
-            where = f"at step {t + 1}" if what == "step" else f"in reset at step {t + 1}"
-            raise EnvError(
-                f"{self.label()}environment {self.cfg.env} raised {type(e).__name__} {where}: "
-                f"{e}{self.hint()}"
-            ) from e
+            raise self._env_raised(e, f"at step {t + 1}") from e
+
+    def _env_reset(self, t: int):
+        try:
+            return self.env.reset()
+        except Exception as e:  # noqa: BLE001
+            raise self._env_raised(e, f"in reset at step {t + 1}") from e
+
+    def _env_raised(self, e: Exception, where: str) -> EnvError:
+        return EnvError(
+            f"{self.label()}environment {self.cfg.env} raised {type(e).__name__} {where}: "
+            f"{e}{self.hint()}"
+        )
 
     def _check_reward(self, reward, step: int) -> float:
         try:
