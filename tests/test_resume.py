@@ -10,7 +10,6 @@ the CSV rows written after it are cut and written again).
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -20,8 +19,6 @@ from reliability import assert_same_run, compile_cache, rows  # noqa: F401 - aut
 
 from awmp import checkpoint
 from awmp.train import TrainingInterrupted, resume, train
-
-HAVE_AWMP = importlib.util.find_spec("awmp.algos.sac_awmp") is not None
 
 
 def _config(algo: str, env: str, run_dir: Path):
@@ -78,7 +75,7 @@ CASES = [
         130,
         "signal",
         id="awmp-pendulum-signal",
-        marks=[pytest.mark.slow, pytest.mark.skipif(not HAVE_AWMP, reason="no sac_awmp yet")],
+        marks=pytest.mark.slow,
     ),
     pytest.param(
         "sac-awmp",
@@ -86,7 +83,7 @@ CASES = [
         170,
         "crash",
         id="awmp-hopper-crash",
-        marks=[pytest.mark.slow, pytest.mark.skipif(not HAVE_AWMP, reason="no sac_awmp yet")],
+        marks=pytest.mark.slow,
     ),
 ]
 

@@ -667,28 +667,6 @@ def test_presets_match_algorithm_md():
     assert (r.tau_q, r.tau_v, r.lr, r.alpha_pi, r.alpha_g) == (0.001, 0.005, 3e-4, 0.2, 0.001)
 
 
-def _awmp_small_run(tmp_path, name, pre="paper", **awmp):
-    cfg = small_config("sac-awmp", run_dir=str(tmp_path / name))
-    if pre != "paper":
-        ref = preset(pre)
-        cfg.awmp, cfg.preset = ref.awmp, pre
-    for k, v in {
-        "hidden": (32, 32),
-        "policy_hidden": (32, 32),
-        "prior_hidden": (32, 32),
-        "batch_size": 16,
-        "prior_interval": 100,
-        "prior_steps": 20,
-        "prior_batch_size": 16,
-        **awmp,
-    }.items():
-        setattr(cfg.awmp, k, v)
-    run_dir, summary = train(cfg)
-    with open(run_dir / "train.csv") as f:
-        rows = list(csv.DictReader(f))
-    return cfg, summary, rows
-
-
 @pytest.mark.parametrize("o", [1, 2, 4, 8])
 def test_any_number_of_components_acts_updates_and_bursts(o):
     spec = EnvSpec(3, 2)
