@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
 import os
 import shutil
@@ -156,3 +157,19 @@ def test_fuzzed_command_lines_run_or_are_refused_clearly(extra):
     if code:
         last = text.strip().splitlines()[-1]
         assert last.startswith("awmp: error: "), text
+
+
+def test_one_config_diff_rule_for_resume_experiment_and_report():
+    """config_diff: dotted fields set differently in both; a field one side lacks (another awmp
+    version) is no difference; the non-experiment fields never are; lists equal tuples."""
+    from awmp.config import NON_EXPERIMENT_FIELDS, config_diff, flatten, preset, to_dict
+
+    a = to_dict(preset("paper"))
+    b = json.loads(json.dumps(a))  # as read back from config.json: tuples became lists
+    assert config_diff(a, b) == []
+    b["sac"]["hidden"], b["total_steps"], b["progress"] = [8], 5, not a["progress"]
+    del b["awmp"]["zeta"]
+    assert config_diff(a, b) == ["sac.hidden", "total_steps"]
+    assert config_diff(a, b, ignore=()) == ["progress", "sac.hidden", "total_steps"]
+    assert "progress" in NON_EXPERIMENT_FIELDS and "run_dir" in NON_EXPERIMENT_FIELDS
+    assert flatten({"a": {"b": [1, 2]}, "c": 3}) == {"a.b": (1, 2), "c": 3}

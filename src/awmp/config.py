@@ -393,9 +393,32 @@ def from_dict(d: dict) -> TrainConfig:
     return TrainConfig(**d, sac=sac, awmp=awmp, td3=td3)
 
 
-# Fields of a config file that say where a run goes, not what it is: a run's config.json used
-# as a config file must not send the new run into the old run's directory.
+# Fields that say where a run goes and how it is watched or saved, not what it computes: a
+# resumed run may change them (rundir), an experiment cell ignores them (experiment), runs of
+# one report group may differ in them (report).
+NON_EXPERIMENT_FIELDS = ("run_dir", "resume", "progress", "checkpoint_interval", "keep_checkpoints")
+# Of those, the ones that say where: a run's config.json used as a config file must not send
+# the new run into the old run's directory.
 PLACE_FIELDS = ("run_dir", "resume")
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """A nested config dict (or TOML table) as {"section.field": value}, lists as tuples (the
+    config's own type for sequences, and hashable)."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = tuple(v) if isinstance(v, list) else v
+    return out
+
+
+def config_diff(a: dict, b: dict, ignore: tuple[str, ...] = NON_EXPERIMENT_FIELDS) -> list[str]:
+    """Dotted fields set differently in two config dicts (nested or flat), sorted. A field one
+    of them lacks (written by another awmp version) is no difference; `ignore` never is."""
+    fa, fb = flatten(a), flatten(b)
+    return sorted(k for k in fa.keys() & fb.keys() if k not in ignore and fa[k] != fb[k])
 
 
 def load_config_file(path: str) -> dict:

@@ -25,7 +25,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from awmp.config import ConfigError, TrainConfig, preset, to_dict, validate
+from awmp.config import ConfigError, TrainConfig, config_diff, flatten, preset, to_dict, validate
 from awmp.errors import UserError
 
 try:
@@ -54,17 +54,6 @@ class Cell:
 
 def _fmt(v) -> str:
     return "x".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def _get(cfg: TrainConfig, dotted: str):
@@ -126,7 +115,7 @@ def expand(
     """Every distinct cell of the grid with the CLI's reductions applied, seed by seed (every
     cell of seed 0 in file order, then seed 1, ...), so a protocol stopped early has whole
     comparisons over fewer seeds rather than some algorithms only."""
-    defaults = _flatten(spec.get("defaults", {}))
+    defaults = flatten(spec.get("defaults", {}))
     default_seeds = defaults.pop("seeds", [0])
     names = [g.get("name", f"grid{i}") for i, g in enumerate(spec["grid"])]
     if only:
@@ -137,8 +126,8 @@ def expand(
     for gname, grid in zip(names, spec["grid"], strict=True):
         if only and gname not in only:
             continue
-        vary = _flatten(grid.get("vary", {}))
-        fixed = _flatten(grid.get("set", {}))
+        vary = flatten(grid.get("vary", {}))
+        fixed = flatten(grid.get("set", {}))
         grid_seeds = seeds if seeds is not None else grid.get("seeds", default_seeds)
         for key in ("envs", "algos"):
             if not grid.get(key):
@@ -183,21 +172,6 @@ def cell_dir(out: Path, cell: Cell) -> Path:
 
 
 # May differ between a cell and its run without changing a number of the experiment.
-IGNORED_FIELDS = ("run_dir", "progress", "resume", "checkpoint_interval", "keep_checkpoints")
-
-
-def _config_diff(stored: dict, wanted: dict, prefix: str = "") -> list[str]:
-    """Fields set differently in both (a field one version lacks is no difference)."""
-    diff = []
-    for k in sorted(set(stored) & set(wanted)):
-        a, b = stored[k], wanted[k]
-        if isinstance(a, dict) and isinstance(b, dict):
-            diff += _config_diff(a, b, f"{prefix}{k}.")
-        elif a != b and f"{prefix}{k}" not in IGNORED_FIELDS:
-            diff.append(f"{prefix}{k}")
-    return diff
-
-
 def cell_status(run_dir: Path, cfg: TrainConfig) -> str:
     """'todo', 'complete' or 'partial'; refuses a directory holding a different configuration."""
     if not run_dir.exists():
@@ -206,7 +180,7 @@ def cell_status(run_dir: Path, cfg: TrainConfig) -> str:
     if cfg_path.is_file():
         stored = json.loads(cfg_path.read_text()).get("config", {})
         wanted = json.loads(json.dumps(to_dict(cfg)))
-        diff = _config_diff(stored, wanted)
+        diff = config_diff(stored, wanted)
         if diff:
             raise ExperimentError(
                 f"{run_dir} holds a run with a different configuration (fields {', '.join(diff)});"

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import scipy.stats
 
+from awmp.config import NON_EXPERIMENT_FIELDS
 from awmp.errors import UserError
 
 RUN_FILES = ("config.json", "eval.csv", "summary.json")
@@ -45,8 +46,7 @@ REFERENCE_ALGO = {"sac": "SAC", "td3": "TD3", "sac-awmp": "SAC-AWMP"}
 ABLATIONS = ("num_components", "tau_q")  # paper Fig. 4 and Fig. 5
 # Loop fields that may differ within a group (the rest, e.g. warmup_steps, must not: flagged).
 SETUP_IGNORED = (
-    "seed", "run_dir", "progress", "resume", "checkpoint_interval", "keep_checkpoints",
-    "log_interval", "algo", "env", "total_steps", "preset",
+    *NON_EXPERIMENT_FIELDS, "seed", "log_interval", "algo", "env", "total_steps", "preset",
 )  # fmt: skip
 ABLATION_TITLES = {"num_components": "O (Fig. 4)", "tau_q": "τ_Q (Fig. 5)"}
 

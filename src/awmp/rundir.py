@@ -21,12 +21,19 @@ from pathlib import Path
 import jax
 
 from awmp import __version__, checkpoint
-from awmp.config import TrainConfig, from_dict, to_dict
+from awmp.config import (
+    NON_EXPERIMENT_FIELDS,
+    TrainConfig,
+    config_diff,
+    flatten,
+    from_dict,
+    to_dict,
+)
 from awmp.errors import UserError
 from awmp.evaluate import PARAMS_FILE
 
 # Fields a resumed run may change: they do not alter a single number of the experiment.
-RESUME_FREE_FIELDS = ("resume", "run_dir", "progress", "checkpoint_interval", "keep_checkpoints")
+RESUME_FREE_FIELDS = NON_EXPERIMENT_FIELDS  # the only fields a resume may change
 
 
 class RunDirError(UserError):
@@ -162,27 +169,13 @@ def load_run_config(run_dir: str | Path) -> TrainConfig:
         raise RunDirError(f"cannot resume {run_dir}: unreadable {path} ({e})") from None
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = tuple(v) if isinstance(v, list) else v
-    return out
-
-
 def experiment_fields(cfg: TrainConfig) -> dict:
     """The config fields that define the experiment (all but RESUME_FREE_FIELDS), flattened."""
-    return {k: v for k, v in _flat(to_dict(cfg)).items() if k not in RESUME_FREE_FIELDS}
+    return {k: v for k, v in flatten(to_dict(cfg)).items() if k not in RESUME_FREE_FIELDS}
 
 
 def _diff(ours: dict, saved: dict) -> list[str]:
-    return [
-        f"{k}={ours.get(k)!r} (saved {saved.get(k)!r})"
-        for k in sorted(saved.keys() | ours.keys())
-        if saved.get(k) != ours.get(k)
-    ]
+    return [f"{k}={ours[k]!r} (saved {saved[k]!r})" for k in config_diff(ours, saved)]
 
 
 def _group_config(dirs: list[Path]) -> TrainConfig:
