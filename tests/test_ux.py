@@ -519,3 +519,38 @@ def test_bad_config_files_are_one_line(tmp_path, text, suffix, message):
     assert message in line, line
     missing = _error_line(_awmp("train", "--config-file", str(tmp_path / "nope.toml")))
     assert "no config file" in missing
+
+
+# ----------------------------------------------------------------------------- items 5, 15
+
+
+def test_automatic_checkpoint_cadence_is_clamped_and_absurd_budgets_refused():
+    from awmp import rundir
+
+    def every(total, explicit=0):
+        cfg = preset("paper")
+        cfg.total_steps, cfg.checkpoint_interval = total, explicit
+        return rundir.checkpoint_interval(cfg), rundir.checkpoint_seconds(cfg)
+
+    assert every(2_000) == (1_000, 1_800.0)  # a short run: 2 checkpoints, not 20
+    assert every(300_000) == (15_000, 1_800.0)  # 5% in between
+    assert every(10**8) == (50_000, 1_800.0)  # never rarer than 50,000 steps or 30 minutes
+    assert every(2_000, explicit=100) == (100, None)  # an explicit cadence is kept as given
+    line = _error_line(_awmp("train", "--total-steps", "1e15"))
+    assert "invalid --total-steps (total_steps)=1000000000000000: must be >= 1 and <= 1e+13" in line
+
+
+def test_an_automatic_cadence_run_checkpoints_after_its_wall_time_limit(tmp_path, monkeypatch):
+    """With the wall-time limit at 0 s every step is overdue: checkpoints at every step (the
+    newest two kept), where the step cadence alone (1,000) would write only the final one."""
+    from awmp import checkpoint, rundir
+
+    monkeypatch.setattr(rundir, "AUTO_CHECKPOINT_MAX_SECONDS", 0.0)
+    cfg = small_config("sac", run_dir=str(tmp_path / "r"))
+    cfg.total_steps, cfg.progress, cfg.sac.hidden = 150, False, (8,)
+    awmp.train(cfg)
+    assert [s for s, _ in checkpoint.list_checkpoints(tmp_path / "r")] == [149, 150]
+    monkeypatch.setattr(rundir, "AUTO_CHECKPOINT_MAX_SECONDS", 1e9)
+    cfg.run_dir = str(tmp_path / "r2")
+    awmp.train(cfg)
+    assert [s for s, _ in checkpoint.list_checkpoints(tmp_path / "r2")] == [150]

@@ -15,6 +15,7 @@ from typing import Literal
 from awmp.errors import UserError
 
 ALGOS = ("sac", "sac-awmp", "td3")
+MAX_TOTAL_STEPS = 10**13  # beyond any machine's reach: a typo (e.g. 1e15), not a budget
 PRESETS = ("paper", "reference-code")
 
 
@@ -254,7 +255,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         tuple(cfg.seeds),
         "distinct integers in [0, 2^31)",
     )
-    _check(cfg.total_steps >= 1, "total_steps", cfg.total_steps, ">= 1")
+    _check(
+        1 <= cfg.total_steps <= MAX_TOTAL_STEPS, "total_steps", cfg.total_steps,
+        f">= 1 and <= {MAX_TOTAL_STEPS:.0e} (about 3 years at 100,000 steps/s)",
+    )  # fmt: skip
     _check(cfg.warmup_steps >= 0, "warmup_steps", cfg.warmup_steps, ">= 0")
     _check(cfg.buffer_size >= 1, "buffer_size", cfg.buffer_size, ">= 1")
     _check(cfg.updates_per_step >= 1, "updates_per_step", cfg.updates_per_step, ">= 1")

@@ -135,9 +135,23 @@ def refuse_existing(members: list[TrainConfig]) -> None:
             create_run_dir(m)  # raises the usual "already exists" error
 
 
+AUTO_CHECKPOINT_MIN_STEPS = 1_000  # short runs: a few checkpoints, not one every 100 steps
+AUTO_CHECKPOINT_MAX_STEPS = 50_000  # long runs: never less often than this ...
+AUTO_CHECKPOINT_MAX_SECONDS = 1_800.0  # ... nor than every 30 minutes of wall time
+
+
 def checkpoint_interval(cfg: TrainConfig) -> int:
-    """Steps between checkpoints: the configured value, or 5% of the run when it is 0 (auto)."""
-    return cfg.checkpoint_interval or max(1, cfg.total_steps // 20)
+    """Steps between checkpoints: the configured value, or when it is 0 (auto) 5% of the run
+    clamped to [AUTO_CHECKPOINT_MIN_STEPS, AUTO_CHECKPOINT_MAX_STEPS] (auto runs also
+    checkpoint after AUTO_CHECKPOINT_MAX_SECONDS of wall time; `checkpoint_seconds`)."""
+    if cfg.checkpoint_interval:
+        return cfg.checkpoint_interval
+    return min(max(cfg.total_steps // 20, AUTO_CHECKPOINT_MIN_STEPS), AUTO_CHECKPOINT_MAX_STEPS)
+
+
+def checkpoint_seconds(cfg: TrainConfig) -> float | None:
+    """Wall seconds after which an automatic-cadence run checkpoints anyway (None: explicit)."""
+    return None if cfg.checkpoint_interval else AUTO_CHECKPOINT_MAX_SECONDS
 
 
 # ----------------------------------------------------------------------------- resume

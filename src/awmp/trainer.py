@@ -30,7 +30,7 @@ from awmp.envs import EnvSpec, make_env
 from awmp.evaluate import PARAMS_FILE
 from awmp.guard import DivergenceError, DivergenceGuard
 from awmp.logger import LogResumeError, RunLogger
-from awmp.rundir import RunDirError, checkpoint_interval, say, write_json
+from awmp.rundir import RunDirError, checkpoint_interval, checkpoint_seconds, say, write_json
 from awmp.seedaxis import SeedAxis
 from awmp.seedrun import Messages, SeedRun
 
@@ -102,6 +102,8 @@ class Trainer:
         self.agent = algos.get(cfg.algo).make_agent(spec, cfg.algo_config())
         self.updates, self.batch_size = cfg.updates_per_step, cfg.algo_config().batch_size
         self.ckpt_every = checkpoint_interval(cfg)
+        self.ckpt_seconds = checkpoint_seconds(cfg)
+        self.last_ckpt_time = time.monotonic()
         self.run_dirs = list(run_dirs)
         self.resume_target = ",".join(map(str, run_dirs))
         messages = Messages(self.axis.n, self.resume_target)
@@ -186,7 +188,7 @@ class Trainer:
                 self.interrupted_by = signals.received
                 self._save_checkpoint(step)
                 return
-            if step % self.ckpt_every == 0 or step == cfg.total_steps:
+            if step % self.ckpt_every == 0 or step == cfg.total_steps or self._overdue():
                 self._save_checkpoint(step)
 
     # ------------------------------------------------------------------ the named steps
@@ -265,7 +267,15 @@ class Trainer:
             ]
             raise DivergenceError("; ".join(lines))
 
+    def _overdue(self) -> bool:
+        """An automatic-cadence run whose last checkpoint is older than ckpt_seconds."""
+        return (
+            self.ckpt_seconds is not None
+            and time.monotonic() - self.last_ckpt_time >= self.ckpt_seconds
+        )
+
     def _save_checkpoint(self, step: int) -> None:
+        self.last_ckpt_time = time.monotonic()
         self._verify(step)  # never a checkpoint of a diverged state
         pending = self.axis.to_host(self.pending) if self.pending is not None else None
         meta = {
