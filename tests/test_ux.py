@@ -554,3 +554,39 @@ def test_an_automatic_cadence_run_checkpoints_after_its_wall_time_limit(tmp_path
     cfg.run_dir = str(tmp_path / "r2")
     awmp.train(cfg)
     assert [s for s, _ in checkpoint.list_checkpoints(tmp_path / "r2")] == [150]
+
+
+# ----------------------------------------------------------------------------- item 14
+
+
+def test_the_bar_says_what_the_run_is_doing(tmp_path, monkeypatch):
+    """The progress bar's label while the run compiles, evaluates, checkpoints and runs a prior
+    burst (each a pause of seconds in which the bar used to freeze unlabelled)."""
+    from awmp.progress import TrainProgress
+
+    bar = TrainProgress(100, enabled=True, plain=False)
+    with bar:
+        field = lambda: bar._progress.tasks[0].fields["phase"]  # noqa: E731
+        assert field() == "train"
+        with bar.phase("evaluating"):
+            assert field() == "evaluating"
+        assert field() == "train"
+        with bar.phase(None):
+            assert field() == "train"
+
+    seen = []
+    real = TrainProgress.phase
+
+    def record(self, label):
+        seen.append(label)
+        return real(self, label)
+
+    monkeypatch.setattr(TrainProgress, "phase", record)
+    cfg = small_config("sac-awmp", run_dir=str(tmp_path / "r"))
+    cfg.progress, cfg.checkpoint_interval = False, 150
+    a = cfg.awmp
+    a.hidden = a.policy_hidden = a.prior_hidden = (8,)
+    a.prior_interval, a.prior_steps = 100, 5
+    awmp.train(cfg)
+    assert {"compiling", "evaluating", "checkpoint", "prior burst"} <= set(seen)
+    assert seen.count("compiling") == 1  # the first fused train step (it also acts) only

@@ -12,6 +12,7 @@ plain line goes to stderr every `log_interval` steps instead (and at the last st
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Mapping
@@ -70,7 +71,7 @@ class TrainProgress:
         self._progress = None
         if enabled and not self.plain:
             self._progress = Progress(
-                TextColumn("[bold]train"),
+                TextColumn("[bold]{task.fields[phase]}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[sps]} steps/s"),
@@ -82,7 +83,7 @@ class TrainProgress:
                 transient=False,
             )
             self._task = self._progress.add_task(
-                "train", total=total, completed=start, sps="-", eval="-"
+                "train", total=total, completed=start, sps="-", eval="-", phase="train"
             )
 
     def __enter__(self) -> TrainProgress:
@@ -93,6 +94,19 @@ class TrainProgress:
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+    @contextlib.contextmanager
+    def phase(self, label: str | None):
+        """Label the bar with what the run does meanwhile (compiling, evaluating, checkpoint,
+        prior burst), redrawn at once, then back to "train"; None: no label (a no-op)."""
+        if label is None or self._progress is None:
+            yield
+            return
+        self._progress.update(self._task, phase=label, refresh=True)
+        try:
+            yield
+        finally:
+            self._progress.update(self._task, phase="train", refresh=True)
 
     def set_eval(self, value: float) -> None:
         self._eval = f"{value:.1f}"

@@ -103,6 +103,7 @@ class Trainer:
         self.updates, self.batch_size = cfg.updates_per_step, cfg.algo_config().batch_size
         self.ckpt_every = checkpoint_interval(cfg)
         self.ckpt_seconds = checkpoint_seconds(cfg)
+        self.compiled = False  # the fused train step has run once (compiled)
         self.last_ckpt_time = time.monotonic()
         self.run_dirs = list(run_dirs)
         self.resume_target = ",".join(map(str, run_dirs))
@@ -199,8 +200,9 @@ class Trainer:
                 action = s.warmup_action(self.spec.act_dim)
                 s.observe(action, self.agent.warmup_extras(action), t)
             return
-        if self.pending is None:
-            self.state, a, ex = self._act(self.state, self._obs_batch())
+        if self.pending is None:  # no action from a train step yet (e.g. warm-up 0, a resume)
+            with self.progress.phase("compiling"):
+                self.state, a, ex = self._act(self.state, self._obs_batch())
             self.pending = (a, ex)
         actions, extras = self.axis.to_host(self.pending)  # one transfer for all seeds
         self.pending = None
@@ -217,8 +219,9 @@ class Trainer:
         if drawn[0] is None:  # due for every seed at once: same step and sizes
             return
         data = {k: np.stack([d[k] for d in drawn]) for k in drawn[0]}
-        self.state, metrics = self._hook_apply(self.state, self.axis.to_device(data))
-        metrics = self.axis.to_host(metrics)
+        with self.progress.phase("prior burst"):
+            self.state, metrics = self._hook_apply(self.state, self.axis.to_device(data))
+            metrics = self.axis.to_host(metrics)
         for i, s in enumerate(self.seeds):
             s.last_hook_metrics = {k: float(v[i]) for k, v in metrics.items()}
 
@@ -229,9 +232,11 @@ class Trainer:
             [s.sample(self.updates, self.batch_size) for s in self.seeds]
         )
         if step < self.cfg.total_steps:
-            self.state, a, ex, self.last_metrics, self.flags = self._train_step(
-                self.state, batches, self._obs_batch(), self.flags, step
-            )
+            with self.progress.phase(None if self.compiled else "compiling"):
+                self.state, a, ex, self.last_metrics, self.flags = self._train_step(
+                    self.state, batches, self._obs_batch(), self.flags, step
+                )
+            self.compiled = True
             self.pending = (a, ex)
         else:  # the last step: update, no action needed
             self.state, self.last_metrics, self.flags = self._update_only(
@@ -252,9 +257,10 @@ class Trainer:
 
     def _evaluate(self, step: int) -> None:
         self._verify(step)
-        for i, s in enumerate(self.seeds):
-            params = self.axis.index(self.state, i)
-            s.evaluate(lambda o, p=params: np.asarray(self._act_det(p, o)), step, self.t0)
+        with self.progress.phase("evaluating"):
+            for i, s in enumerate(self.seeds):
+                params = self.axis.index(self.state, i)
+                s.evaluate(lambda o, p=params: np.asarray(self._act_det(p, o)), step, self.t0)
         self.progress.set_eval(float(np.mean([s.evals[-1]["return_mean"] for s in self.seeds])))
 
     def _verify(self, step: int) -> None:
@@ -275,6 +281,10 @@ class Trainer:
         )
 
     def _save_checkpoint(self, step: int) -> None:
+        with self.progress.phase("checkpoint"):
+            self._write_checkpoint(step)
+
+    def _write_checkpoint(self, step: int) -> None:
         self.last_ckpt_time = time.monotonic()
         self._verify(step)  # never a checkpoint of a diverged state
         pending = self.axis.to_host(self.pending) if self.pending is not None else None
