@@ -590,3 +590,31 @@ def test_the_bar_says_what_the_run_is_doing(tmp_path, monkeypatch):
     awmp.train(cfg)
     assert {"compiling", "evaluating", "checkpoint", "prior burst"} <= set(seen)
     assert seen.count("compiling") == 1  # the first fused train step (it also acts) only
+
+
+# ----------------------------------------------------------------------------- item 19
+
+
+def test_no_evaluation_and_env_kwargs(tmp_path):
+    """--eval-interval 0 trains without a single evaluation; --env-kwargs reach gymnasium.make
+    (TOML values typed, other text a string) and are used again by awmp.load."""
+    cfg = parse_train_config([
+        *TINY, "--eval-interval", "0", "--run-dir", str(tmp_path / "r"), "--no-progress",
+        "--env-kwargs", "g=9.0", "max_episode_steps=50",
+    ])  # fmt: skip
+    assert cfg.env_kwargs == ("g=9.0", "max_episode_steps=50")
+    _, summary = awmp.train(cfg)
+    assert summary["final_eval_return"] is None
+    with open(tmp_path / "r" / "eval.csv") as f:
+        assert len(f.read().strip().splitlines()) == 1  # the header only
+    policy = awmp.load(tmp_path / "r")
+    env, _ = make_env(cfg.env, **{"g": 9.0, "max_episode_steps": 50})
+    assert env.unwrapped.g == 9.0 and env.spec.max_episode_steps == 50
+    from awmp.config import env_kwargs
+
+    assert env_kwargs(policy.config) == {"g": 9.0, "max_episode_steps": 50}
+    with open(tmp_path / "r" / "train.csv") as f:  # episodes of 50 steps: the kwarg was used
+        lengths = {float(r["episode_length"]) for r in csv.DictReader(f) if r["episode_length"]}
+    assert lengths == {50.0}
+    line = _error_line(_awmp("train", *TINY, "--env-kwargs", "novalue"))
+    assert "KEY=VALUE" in line

@@ -153,6 +153,9 @@ class TrainConfig:
     """Gymnasium environment id with a bounded Box action space (e.g. Hopper-v5)."""
     seed: int = 0
     """Random seed of the agent, the training env and (offset) the evaluation env."""
+    env_kwargs: tuple[str, ...] = ()
+    """Keyword arguments of gymnasium.make, as KEY=VALUE (VALUE a TOML value, else a string),
+    e.g. --env-kwargs ctrl_cost_weight=0.05 terminate_when_unhealthy=false."""
     seeds: tuple[int, ...] = ()
     """Train these seeds together in one process, e.g. --seeds 0,1,2,3,4 (then `seed` is unused):
     one agent, env, buffer and generator per seed, exactly as `--seed s` alone, with one vmapped
@@ -169,7 +172,7 @@ class TrainConfig:
     updates_per_step: int = 1
     """Gradient steps per environment step after warm-up (paper Table 2: 1)."""
     eval_interval: int = 5000
-    """Environment steps between deterministic evaluations (the paper: 1000)."""
+    """Environment steps between deterministic evaluations (the paper: 1000); 0: none."""
     eval_episodes: int = 10
     """Episodes per evaluation (paper: 10)."""
     log_interval: int = 1000
@@ -259,10 +262,11 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         1 <= cfg.total_steps <= MAX_TOTAL_STEPS, "total_steps", cfg.total_steps,
         f">= 1 and <= {MAX_TOTAL_STEPS:.0e} (about 3 years at 100,000 steps/s)",
     )  # fmt: skip
+    env_kwargs(cfg)  # KEY=VALUE entries, or ConfigError
     _check(cfg.warmup_steps >= 0, "warmup_steps", cfg.warmup_steps, ">= 0")
     _check(cfg.buffer_size >= 1, "buffer_size", cfg.buffer_size, ">= 1")
     _check(cfg.updates_per_step >= 1, "updates_per_step", cfg.updates_per_step, ">= 1")
-    _check(cfg.eval_interval >= 1, "eval_interval", cfg.eval_interval, ">= 1")
+    _check(cfg.eval_interval >= 0, "eval_interval", cfg.eval_interval, ">= 0 (0: no evaluation)")
     _check(cfg.eval_episodes >= 1, "eval_episodes", cfg.eval_episodes, ">= 1")
     _check(cfg.log_interval >= 1, "log_interval", cfg.log_interval, ">= 1")
     _check(cfg.checkpoint_interval >= 0, "checkpoint_interval", cfg.checkpoint_interval, ">= 0")
@@ -394,6 +398,7 @@ def from_dict(d: dict) -> TrainConfig:
     awmp.prior_hidden = tuple(awmp.prior_hidden)
     awmp.policy_hidden = tuple(awmp.policy_hidden)
     d["seeds"] = tuple(d.get("seeds", ()))
+    d["env_kwargs"] = tuple(d.get("env_kwargs", ()))
     return TrainConfig(**d, sac=sac, awmp=awmp, td3=td3)
 
 
@@ -476,3 +481,22 @@ def with_fields(cfg: TrainConfig, fields: dict, where: str = "config file") -> T
         return from_dict(d)
     except TypeError as e:
         raise ConfigError(f"{where}: {e}") from None
+
+
+def env_kwargs(cfg: TrainConfig) -> dict:
+    """`cfg.env_kwargs` (KEY=VALUE strings) as gymnasium.make's keyword arguments; a VALUE that
+    is a TOML value (0.05, false, "x", [1, 2]) is that value, anything else the plain string."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    out = {}
+    for item in cfg.env_kwargs:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"invalid env_kwargs entry {item!r}: must be KEY=VALUE")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = text
+    return out

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from awmp import algos
-from awmp.config import from_dict
+from awmp.config import env_kwargs, from_dict
 from awmp.envs import make_env
 from awmp.errors import UserError
 
@@ -68,7 +68,7 @@ class Policy:
             )
         meta = json.loads(cfg_path.read_text())
         self.config = from_dict(meta["config"])
-        env, self.spec = make_env(self.config.env)
+        env, self.spec = make_env(self.config.env, **env_kwargs(self.config))
         self._low = np.asarray(env.unwrapped.action_space.low, np.float64)
         self._high = np.asarray(env.unwrapped.action_space.high, np.float64)
         env.close()
@@ -143,7 +143,7 @@ def evaluate_run(
         imageio = _video_writer()
         os.environ.setdefault("MUJOCO_GL", "egl")  # MuJoCo renders offscreen
         kwargs["render_mode"] = "rgb_array"
-    env, _ = make_env(policy.config.env, seed=seed, **kwargs)
+    env, _ = make_env(policy.config.env, seed=seed, **env_kwargs(policy.config), **kwargs)
     on_frame = (lambda: frames.append(env.render())) if video is not None else None
     try:
         returns, lengths = run_episodes(

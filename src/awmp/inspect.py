@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from awmp.config import env_kwargs
 from awmp.errors import UserError
 
 
@@ -46,7 +47,7 @@ def rollout_weights(policy, episodes: int, seed: int, render: bool = False) -> l
     model = sac_awmp.build(policy.spec, policy.config.awmp)
     weights = jax.jit(model.weights)
     kwargs = {"render_mode": "rgb_array"} if render else {}
-    env, _ = make_env(policy.config.env, **kwargs)
+    env, _ = make_env(policy.config.env, **env_kwargs(policy.config), **kwargs)
     out = []
     try:
         for k in range(episodes):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import sys
 import types
 
-from awmp.config import ConfigError, TrainConfig, validate
+from awmp.config import ConfigError, TrainConfig, env_kwargs, validate
 from awmp.guard import DivergenceError
 from awmp.rundir import (
     RESUME_FREE_FIELDS,
@@ -97,9 +97,9 @@ def train(cfg: TrainConfig, *, on_step: OnStep | None = None, components: Compon
     envs: list = []
     try:
         for m in group:
-            env, spec = components.make_env(m.env)
+            env, spec = components.make_env(m.env, **env_kwargs(m))
             envs.append(env)
-            envs.append(components.make_env(m.env)[0])
+            envs.append(components.make_env(m.env, **env_kwargs(m))[0])
         run_dirs = dirs if cfg.resume else create_run_dirs(cfg, group)
         trainer = Trainer(group, run_dirs, envs[0::2], envs[1::2], spec, ckpts, components, on_step)
         results = trainer.run()

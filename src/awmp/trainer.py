@@ -180,7 +180,7 @@ class Trainer:
             self._update(step)  # gradient steps, then the action for the new observation
             if step % cfg.log_interval == 0 or step == cfg.total_steps:
                 self._log(step)  # train.csv, progress line, divergence check
-            if step % cfg.eval_interval == 0 or step == cfg.total_steps:
+            if cfg.eval_interval and (step % cfg.eval_interval == 0 or step == cfg.total_steps):
                 self._evaluate(step)  # eval.csv
             self.progress.advance(step)
             if self.on_step is not None and self.on_step(step):
