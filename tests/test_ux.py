@@ -618,3 +618,39 @@ def test_no_evaluation_and_env_kwargs(tmp_path):
     assert lengths == {50.0}
     line = _error_line(_awmp("train", *TINY, "--env-kwargs", "novalue"))
     assert "KEY=VALUE" in line
+
+
+# ----------------------------------------------------------------------------- item 18
+
+
+def test_best_model_and_load_which(tmp_path):
+    """best_params.msgpack holds the agent of the best evaluation: replaying the evaluation
+    env's episodes up to eval.csv's best row with it reproduces that row's return. "checkpoint"
+    loads the newest checkpoint's agent (the final one at the end; the way to load a run killed
+    before its final files); a missing file is one clear error."""
+    from awmp import checkpoint
+    from awmp.evaluate import run_episodes
+    from awmp.seedrun import EVAL_SEED_OFFSET
+
+    cfg = small_config("sac", run_dir=str(tmp_path / "r"))
+    cfg.total_steps, cfg.eval_interval, cfg.eval_episodes = 400, 100, 2
+    cfg.progress, cfg.sac.hidden, cfg.checkpoint_interval = False, (16, 16), 200
+    _, summary = awmp.train(cfg)
+    with open(tmp_path / "r" / "eval.csv") as f:
+        rows = list(csv.DictReader(f))
+    best_i = max(range(len(rows)), key=lambda i: (float(rows[i]["return_mean"]), i))
+    best = awmp.load(tmp_path / "r", which="best")
+    # the evaluation env's episodes up to the best row, replayed with the best parameters
+    env, _ = make_env(cfg.env, seed=cfg.seed + EVAL_SEED_OFFSET)
+    for _ in range(best_i + 1):
+        rets, _ = run_episodes(lambda o: best.act_normalized(o), env, cfg.eval_episodes)
+    assert np.mean(rets) == pytest.approx(float(rows[best_i]["return_mean"]), rel=1e-5)
+    final = awmp.load(tmp_path / "r")
+    last = awmp.load(tmp_path / "r", which="checkpoint")
+    assert last.source == checkpoint.list_checkpoints(tmp_path / "r")[-1][1]
+    for a, b in zip(jax.tree.leaves(final.state), jax.tree.leaves(last.state), strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    (tmp_path / "r" / "final_params.msgpack").unlink()  # as after kill -9: no final files
+    with pytest.raises(FileNotFoundError, match="which='checkpoint' loads an unfinished one"):
+        awmp.load(tmp_path / "r")
+    assert awmp.load(tmp_path / "r", which="checkpoint").source.suffix == ".ckpt"

@@ -18,6 +18,7 @@ from awmp.envs import make_env
 from awmp.errors import UserError
 
 PARAMS_FILE = "final_params.msgpack"
+BEST_PARAMS_FILE = "best_params.msgpack"  # the agent at its best evaluation so far
 
 
 def run_episodes(
@@ -57,15 +58,12 @@ class Policy:
     returns actions in the environment's own action bounds, with the same leading shape.
     """
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, which: str = "final") -> None:
         run_dir = Path(run_dir)
         cfg_path = run_dir / "config.json"
-        params_path = run_dir / PARAMS_FILE
-        if not cfg_path.is_file() or not params_path.is_file():
-            raise FileNotFoundError(
-                f"{run_dir} is not a finished awmp run directory "
-                f"(needs config.json and {PARAMS_FILE})"
-            )
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"{run_dir} is not an awmp run directory (no config.json)")
+        source = _params_source(run_dir, which)
         meta = json.loads(cfg_path.read_text())
         self.config = from_dict(meta["config"])
         env, self.spec = make_env(self.config.env, **env_kwargs(self.config))
@@ -76,9 +74,16 @@ class Policy:
         # Only the structure is needed to read the saved values: eval_shape traces `init`
         # without running it (initialising every network eagerly took most of a load).
         template = jax.eval_shape(self.agent.init, jax.random.PRNGKey(0))
-        self.state = jax.tree.map(
-            jnp.asarray, flax.serialization.from_bytes(template, params_path.read_bytes())
-        )
+        if source.suffix == ".ckpt":  # the agent inside a checkpoint (e.g. after kill -9)
+            from awmp import checkpoint
+
+            saved = checkpoint.load(source).agent
+            self.state = checkpoint.restore_agent(template, saved, f"checkpoint {source}")
+        else:
+            self.state = jax.tree.map(
+                jnp.asarray, flax.serialization.from_bytes(template, source.read_bytes())
+            )
+        self.source = source
         self._det = jax.jit(self.agent.act_deterministic)
         self._stoch = jax.jit(self.agent.act)
 
@@ -111,9 +116,34 @@ class Policy:
         return self._low + (a + 1.0) * 0.5 * (self._high - self._low)
 
 
-def load(run_dir: str | Path) -> Policy:
-    """Load the final policy of a run directory."""
-    return Policy(run_dir)
+def _params_source(run_dir: Path, which: str) -> Path:
+    """The file `which` names: "final" (final_params.msgpack), "best" (best_params.msgpack),
+    "checkpoint" (the newest checkpoint) or a checkpoint file's path."""
+    if which == "final":
+        path = run_dir / PARAMS_FILE
+        hint = "a finished run; which='checkpoint' loads an unfinished one"
+    elif which == "best":
+        path = run_dir / BEST_PARAMS_FILE
+        hint = "written at each new best evaluation"
+    elif which == "checkpoint":
+        from awmp.checkpoint import list_checkpoints
+
+        found = list_checkpoints(run_dir)
+        if not found:
+            raise FileNotFoundError(f"{run_dir} has no checkpoint")
+        return found[-1][1]
+    else:
+        path, hint = Path(which), "which: final, best, checkpoint or a checkpoint file"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no {path.name} ({hint})")
+    return path
+
+
+def load(run_dir: str | Path, which: str = "final") -> Policy:
+    """The policy of a run directory: its final parameters (`which="final"`), those of its best
+    evaluation ("best"), of its newest checkpoint ("checkpoint", e.g. after kill -9), or of a
+    given checkpoint file."""
+    return Policy(run_dir, which)
 
 
 class VideoError(UserError):

@@ -27,7 +27,7 @@ from awmp import __version__, algos, checkpoint
 from awmp.buffer import ReplayBuffer
 from awmp.config import TrainConfig, to_dict
 from awmp.envs import EnvSpec, make_env
-from awmp.evaluate import PARAMS_FILE
+from awmp.evaluate import BEST_PARAMS_FILE, PARAMS_FILE
 from awmp.guard import DivergenceError, DivergenceGuard
 from awmp.logger import LogResumeError, RunLogger
 from awmp.rundir import RunDirError, checkpoint_interval, checkpoint_seconds, say, write_json
@@ -261,6 +261,8 @@ class Trainer:
             for i, s in enumerate(self.seeds):
                 params = self.axis.index(self.state, i)
                 s.evaluate(lambda o, p=params: np.asarray(self._act_det(p, o)), step, self.t0)
+                if s.evals[-1]["return_mean"] >= max(r["return_mean"] for r in s.evals):
+                    self._write_best(s, params)
         self.progress.set_eval(float(np.mean([s.evals[-1]["return_mean"] for s in self.seeds])))
 
     def _verify(self, step: int) -> None:
@@ -385,6 +387,14 @@ class Trainer:
 
     def _hint(self) -> str:
         return self.seeds[0].hint()
+
+    def _write_best(self, s: SeedRun, params) -> None:
+        """best_params.msgpack: the agent at the seed's best evaluation so far (ties: latest)."""
+        path = s.run_dir / BEST_PARAMS_FILE
+        try:
+            checkpoint.atomic_write(path, flax.serialization.to_bytes(jax.device_get(params)))
+        except OSError as e:
+            raise RunDirError(f"cannot write {path}: {e.strerror or e}{self._hint()}") from None
 
     def _write_final_files(self) -> list[tuple[Path, dict]]:
         wall = time.perf_counter() - self.t0
