@@ -12,6 +12,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
 from awmp.errors import UserError
 
 ALGOS = ("sac", "sac-awmp", "td3")
@@ -438,11 +443,6 @@ def load_config_file(path: str) -> dict:
     import json
     from pathlib import Path
 
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"no config file {path!r}")
@@ -486,10 +486,6 @@ def with_fields(cfg: TrainConfig, fields: dict, where: str = "config file") -> T
 def env_kwargs(cfg: TrainConfig) -> dict:
     """`cfg.env_kwargs` (KEY=VALUE strings) as gymnasium.make's keyword arguments; a VALUE that
     is a TOML value (0.05, false, "x", [1, 2]) is that value, anything else the plain string."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
     out = {}
     for item in cfg.env_kwargs:
         key, sep, text = item.partition("=")
