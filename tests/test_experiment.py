@@ -85,12 +85,12 @@ def test_runs_grid_resumes_interrupted_skips_complete(tmp_path, capsys, monkeypa
     monkeypatch.setattr(
         train_module, "train", functools.partial(train_module.train, on_step=stop_at(150))
     )
-    assert cli_main(["experiment", str(path), "--out", str(out)]) == 130
+    assert cli_main(["experiment", str(path), "--out", str(out), "--workers", "1"]) == 130
     first = out / "Pendulum-v1/sac/default/seed0-300steps"
     assert json.loads((first / "summary.json").read_text())["steps_done"] == 150
     monkeypatch.undo()
     capsys.readouterr()
-    assert cli_main(["experiment", str(path), "--out", str(out)]) == 0
+    assert cli_main(["experiment", str(path), "--out", str(out), "--workers", "1"]) == 0
     assert "sac default seed 0: resuming" in capsys.readouterr().out
     assert json.loads((first / "summary.json").read_text())["steps_done"] == 300
     dirs = sorted(p.parent for p in out.rglob("summary.json"))
@@ -105,21 +105,35 @@ def test_runs_grid_resumes_interrupted_skips_complete(tmp_path, capsys, monkeypa
 
     # Re-running skips every complete cell (nothing is trained again).
     mtimes = [(d / "summary.json").stat().st_mtime_ns for d in dirs]
-    assert cli_main(["experiment", str(path), "--out", str(out)]) == 0
+    assert cli_main(["experiment", str(path), "--out", str(out), "--workers", "1"]) == 0
     assert "done: 3 complete" in capsys.readouterr().out
     assert [(d / "summary.json").stat().st_mtime_ns for d in dirs] == mtimes
 
     # A cell without summary.json is partial: reported, never overwritten (without resume).
     monkeypatch.setattr(experiment, "_resume_fn", lambda: None)
     (dirs[2] / "summary.json").unlink()
-    assert cli_main(["experiment", str(path), "--out", str(out)]) == 0
+    assert cli_main(["experiment", str(path), "--out", str(out), "--workers", "1"]) == 0
     captured = capsys.readouterr()
     assert "td3 default seed 0: PARTIAL" in captured.out
     assert "not resumed" in captured.err
     assert not (dirs[2] / "summary.json").exists()
 
     # A directory holding another configuration is refused, naming the field.
-    assert cli_main(["experiment", str(path), "--out", str(out), "--set", "eval_episodes=2"]) == 2
+    assert (
+        cli_main(
+            [
+                "experiment",
+                str(path),
+                "--out",
+                str(out),
+                "--workers",
+                "1",
+                "--set",
+                "eval_episodes=2",
+            ]
+        )
+        == 2
+    )
     assert "eval_episodes" in capsys.readouterr().err
 
 

@@ -131,9 +131,19 @@ def test_pinned_workers_equal_the_cells_run_alone(local_sweep, grid, tmp_path, c
     if placement.can_pin() and len(placement.available_cores()) >= 2:
         assert all("# pinned to cores " in log for log in logs), logs
     out = tmp_path / "alone"
-    assert cli_main(["experiment", str(grid), "--out", str(out)]) == 0
+    assert cli_main(["experiment", str(grid), "--out", str(out), "--workers", "1"]) == 0
     for cell in CELLS:
         assert_same_run(out / cell, local_sweep / cell)
+    if len(placement.available_cores()) < 2:
+        return
+    # `awmp experiment` without --workers: in parallel, pinned, the layout said; same numbers
+    capsys.readouterr()
+    par = tmp_path / "parallel"
+    assert cli_main(["experiment", str(grid), "--out", str(par)]) == 0
+    printed = capsys.readouterr().out
+    assert "layout: " in printed and "1 core(s) each, pinned to cores" in printed
+    for cell in CELLS:
+        assert_same_run(out / cell, par / cell)
 
 
 def test_layout_pins_one_single_threaded_run_per_core(monkeypatch):

@@ -25,6 +25,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from awmp import placement
 from awmp.config import ConfigError, TrainConfig, config_diff, flatten, preset, to_dict, validate
 from awmp.errors import UserError
 
@@ -334,12 +335,26 @@ def cells_from_args(args: argparse.Namespace) -> tuple[str, list[Cell]]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="awmp experiment",
-        description="Run an experiment grid (e.g. the paper's protocol) sequentially; cells "
-        "already complete are skipped, so re-running continues where it stopped. "
-        "`awmp sweep` runs the same grid in parallel, locally or on a Ray cluster.",
+        description="Run an experiment grid (e.g. the paper's protocol); cells already complete "
+        "are skipped, so re-running continues where it stopped. With more than one worker "
+        "(the default on a machine with several cores) the cells run in parallel, one pinned "
+        "single-threaded run per core, as `awmp sweep --backend local` (which also retries); "
+        "--workers 1 runs them one after another in this process.",
     )
     add_grid_arguments(p, out_help="root of the run directories (runs/<name>)")
+    p.add_argument(
+        "--workers", type=int, default=None,
+        help="runs at once (default: one per core, or cores // --threads-per-run)",
+    )  # fmt: skip
+    p.add_argument("--threads-per-run", type=int, default=None, help="cores per run (default 1)")
     args = p.parse_args(argv)
+    if not args.dry_run and (args.workers is None or args.workers > 1):
+        threads = args.threads_per_run or 1
+        workers = args.workers or max(1, len(placement.available_cores()) // max(threads, 1))
+        if workers > 1:  # in parallel: the local sweep (it prints the layout it chose)
+            from awmp import sweep
+
+            return sweep.main(list(sys.argv[1:] if argv is None else argv))
 
     try:
         name, cells = cells_from_args(args)
