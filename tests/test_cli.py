@@ -90,7 +90,7 @@ def test_top_level_usage_and_unknown_command(capsys):
 
 def test_eval_of_missing_run_dir_exits_2(capsys, tmp_path):
     assert main(["eval", str(tmp_path / "nope"), "--episodes", "1"]) == 2
-    assert "not a finished awmp run directory" in capsys.readouterr().err
+    assert "is not an awmp run directory (no config.json)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

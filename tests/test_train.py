@@ -133,5 +133,5 @@ def test_existing_run_dir_is_refused(tiny_cfg, tmp_path):
 
 
 def test_load_refuses_non_run_dir(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a finished awmp run directory"):
+    with pytest.raises(FileNotFoundError, match=r"is not an awmp run directory \(no config.json\)"):
         awmp.load(tmp_path)
