@@ -335,7 +335,8 @@ _HELP_FIXES = (
     ("--run-dir {None}|STR", "--run-dir DIR"),
     ("--resume {None}|STR", "--resume DIR"),
     ("--seeds [INT [INT ...]]", "--seeds S[,S...]"),
-    ("(default: )", "(default: none, one run with --seed)"),
+    ('seeds"). (default: )', 'seeds"). (default: none, one run with --seed)'),  # --seeds
+    ("(default: )", "(default: none)"),
 )
 
 

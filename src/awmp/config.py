@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
+
+import tyro
 
 try:
     import tomllib
@@ -158,7 +160,7 @@ class TrainConfig:
     """Gymnasium environment id with a bounded Box action space (e.g. Hopper-v5)."""
     seed: int = 0
     """Random seed of the agent, the training env and (offset) the evaluation env."""
-    env_kwargs: tuple[str, ...] = ()
+    env_kwargs: Annotated[tuple[str, ...], tyro.conf.arg(metavar="KEY=VALUE...")] = ()
     """Keyword arguments of gymnasium.make, as KEY=VALUE (VALUE a TOML value, else a string),
     e.g. --env-kwargs ctrl_cost_weight=0.05 terminate_when_unhealthy=false."""
     seeds: tuple[int, ...] = ()
