@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from awmp.algos import sac
+from awmp.algos.sac import SACConfig
 from awmp.bench import matmul_rate, sac_update_flops, sac_update_shapes
 from awmp.cli import main as cli_main
-from awmp.config import SACConfig
 from awmp.envs import EnvSpec
 
 

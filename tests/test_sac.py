@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from awmp.algos import sac
+from awmp.algos.sac import SACConfig
 from awmp.buffer import ReplayBuffer
-from awmp.config import SACConfig
 from awmp.envs import EnvSpec
 from awmp.networks import GaussianPolicy, TwinCritic
 from awmp.train import Components, train

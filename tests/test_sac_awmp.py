@@ -14,8 +14,9 @@ import pytest
 from conftest import small_config
 
 from awmp.algos import sac_awmp
+from awmp.algos.sac_awmp import AWMPConfig
 from awmp.buffer import ReplayBuffer
-from awmp.config import AWMPConfig, preset, validate
+from awmp.config import preset, validate
 from awmp.envs import EnvSpec
 from awmp.train import train
 
@@ -633,7 +634,7 @@ def test_hook_runs_a_burst_only_every_interval_after_warmup():
     state = state.replace(step=jnp.asarray(1, jnp.int32))
     assert agent.hook(state, 101, buf, rng)[1] is None
     new, metrics = agent.hook(state, 100, buf, rng)
-    assert set(metrics) == set(agent.hook_metric_names)
+    assert set(metrics) == set(agent.hook.metric_names)
     assert all(math.isfinite(v) for v in metrics.values())
     assert int(new.prior_step) == 7
     assert 1.0 <= metrics["prior_ess_min"] <= metrics["prior_ess"] <= 10.0 + 1e-4
@@ -689,7 +690,7 @@ def test_any_number_of_components_acts_updates_and_bursts(o):
         "log_mu": jnp.zeros((4, 8)),
     }
     _, burst = jax.jit(m.prior_burst)(state, data)
-    assert set(burst) == set(m.agent.hook_metric_names)
+    assert set(burst) == set(m.agent.hook.metric_names)
     assert all(np.isfinite(float(v)) for v in burst.values())
 
 
@@ -730,7 +731,7 @@ def cfg_hook_names(cfg):
     from awmp.envs import make_env
 
     _, spec = make_env(cfg.env)
-    return sac_awmp.make_agent(spec, cfg.awmp).hook_metric_names
+    return sac_awmp.make_agent(spec, cfg.awmp).hook.metric_names
 
 
 # ---------------------------------------------------------------------------------------------

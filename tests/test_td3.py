@@ -14,7 +14,8 @@ import pytest
 from conftest import small_config
 
 from awmp.algos import td3
-from awmp.config import ConfigError, TD3Config, preset, validate
+from awmp.algos.td3 import TD3Config
+from awmp.config import ConfigError, preset, validate
 from awmp.envs import EnvSpec
 from awmp.networks import DeterministicPolicy, TwinCritic
 from awmp.train import train

@@ -220,12 +220,12 @@ def _prior_burst_seconds(cfg: TrainConfig) -> float:
             terminated=0.0,
             **{k: 0.0 for k in agent.extra_fields},
         )
-    apply = jax.jit(agent.hook_apply)
+    apply = jax.jit(agent.hook.apply)
     times = []
     for _ in range(2):  # first call compiles
         t0 = time.perf_counter()
         # grad_steps > 0: a burst is due (the loop skips bursts only during random warm-up)
-        data = agent.hook_draw(m * 10, buf, rng, 1)
+        data = agent.hook.draw(m * 10, buf, rng, 1)
         if data is None:
             raise RuntimeError("no prior burst was drawn: the burst timing would be empty")
         state, metrics = apply(state, data)

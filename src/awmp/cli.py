@@ -129,7 +129,7 @@ def parse_train_config(argv: list[str]):
         default=default,
         args=argv,
         prog="awmp train",
-        description="Train SAC, SAC-AWMP or TD3 on a Gymnasium task. Flags override the preset. "
+        description=f"Train {_labels()} on a Gymnasium task. Flags override the preset. "
         "--config-file FILE (TOML, or JSON such as a run's config.json) sets any config field; "
         "flags override it.",
     )
@@ -137,7 +137,12 @@ def parse_train_config(argv: list[str]):
     return cfg
 
 
-SECTIONS = {"sac": "sac", "sac-awmp": "awmp", "td3": "td3"}  # algo -> its config section
+def _labels() -> str:
+    """The registered algorithms' labels, as a list in prose ("SAC, SAC-AWMP or TD3")."""
+    from awmp.algos.registry import ALGORITHMS
+
+    labels = [a.label for a in ALGORITHMS.values()]
+    return ", ".join(labels[:-1]) + " or " + labels[-1] if len(labels) > 1 else labels[0]
 
 
 def _without(argv: list[str], flag: str) -> list[str]:
@@ -163,6 +168,8 @@ def _check_algo_flags(argv: list[str], algo: str) -> None:
     """Warn, once, about hyperparameter flags of another algorithm (`--algo td3 --sac.hidden 8
     8`): they are stored in config.json but do not change this run. (A warning, not a refusal,
     so one command line can carry every algorithm's flags, e.g. in a loop over --algo.)"""
+    from awmp.algos.registry import SECTIONS
+
     ours = SECTIONS[algo]
     ignored, hints = [], []
     for arg in argv:
@@ -186,6 +193,8 @@ def _check_algo_flags(argv: list[str], algo: str) -> None:
 
 
 def _algo_of(section: str) -> str:
+    from awmp.algos.registry import SECTIONS
+
     return next(a for a, s in SECTIONS.items() if s == section)
 
 

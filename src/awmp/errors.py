@@ -3,6 +3,7 @@
     AwmpError                  every error awmp raises on purpose
       UserError (ValueError)   bad input: config, env, run directory, checkpoint, experiment,
                                sweep options, report input; exit 2, one line, no traceback
+        ConfigError            an invalid config value (`require` raises it)
       DivergenceError          training produced non-finite numbers; exit 3
 
 Anything else is a bug: `awmp` lets it crash with its traceback (exit 1), never "bad input".
@@ -21,6 +22,16 @@ class UserError(AwmpError, ValueError):
 
     Also a ValueError, as these errors always were, so existing `except ValueError` still works.
     """
+
+
+class ConfigError(UserError):
+    """An invalid configuration value; the message names the field, value and allowed range."""
+
+
+def require(ok: bool, name: str, value: object, allowed: str) -> None:
+    """Raise ConfigError `invalid NAME=VALUE: must be ALLOWED` unless `ok` (config checks)."""
+    if not ok:
+        raise ConfigError(f"invalid {name}={value!r}: must be {allowed}")
 
 
 class DivergenceError(AwmpError, RuntimeError):

@@ -26,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 
 from awmp import placement
+from awmp.algos.registry import ALGORITHMS
 from awmp.config import ConfigError, TrainConfig, config_diff, flatten, preset, to_dict, validate
 from awmp.errors import UserError
 
@@ -149,7 +150,7 @@ def expand(
             validate(cfg)
             # The variant: algorithm fields that differ from the preset (defaults drop out).
             ref = preset(cfg.preset)
-            section = {"sac": "sac", "sac-awmp": "awmp", "td3": "td3"}[algo]
+            section = ALGORITHMS[algo].section
             overrides = {"preset": cfg.preset} if cfg.preset != "paper" else {}
             overrides |= {
                 k: _get(cfg, k)
@@ -199,7 +200,7 @@ def train_command(cfg: TrainConfig, run_dir: Path) -> str:
     """The `awmp train` command line equivalent to a cell (for --dry-run and logs)."""
     args = ["awmp", "train", "--algo", cfg.algo, "--env", cfg.env, "--seed", str(cfg.seed)]
     args += ["--preset", cfg.preset]
-    section = {"sac": "sac", "sac-awmp": "awmp", "td3": "td3"}[cfg.algo]
+    section = ALGORITHMS[cfg.algo].section
     ours, ref = to_dict(cfg), to_dict(preset(cfg.preset))
     explicit = ("algo", "env", "seed", "preset", "run_dir")
     flat = {k: v for k, v in ours.items() if not isinstance(v, dict) and k not in explicit}

@@ -51,7 +51,9 @@ def _train_args(run_dir: Path, env: str, algo: str, steps: dict, hidden: list[st
         "--checkpoint-interval", str(total), "--run-dir", str(run_dir),
     ]  # fmt: skip
     if hidden:
-        section = {"sac": "sac", "td3": "td3", "sac-awmp": "awmp"}[algo]
+        from awmp.algos.registry import SECTIONS
+
+        section = SECTIONS[algo]
         args += [f"--{section}.hidden", *hidden]
     return args
 

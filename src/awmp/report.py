@@ -41,8 +41,6 @@ from awmp.config import NON_EXPERIMENT_FIELDS
 from awmp.errors import UserError
 
 RUN_FILES = ("config.json", "eval.csv", "summary.json")
-ALGO_SECTION = {"sac": "sac", "sac-awmp": "awmp", "td3": "td3"}
-REFERENCE_ALGO = {"sac": "SAC", "td3": "TD3", "sac-awmp": "SAC-AWMP"}
 ABLATIONS = ("num_components", "tau_q")  # paper Fig. 4 and Fig. 5
 # Loop fields that may differ within a group (the rest, e.g. warmup_steps, must not: flagged).
 SETUP_IGNORED = (
@@ -189,6 +187,7 @@ def _normalise(v):
 
 def variant_of(config: dict) -> dict:
     """Algorithm hyperparameters (and the preset) that differ from the run's preset defaults."""
+    from awmp.algos.registry import SECTIONS
     from awmp.config import preset, to_dict
 
     name = config.get("preset", "paper")
@@ -196,7 +195,7 @@ def variant_of(config: dict) -> dict:
         default = to_dict(preset(name))
     except ValueError:
         return {"preset": name}
-    section = ALGO_SECTION.get(config.get("algo", ""), "")
+    section = SECTIONS.get(config.get("algo", ""), "")
     diff = {} if name == "paper" else {"preset": name}
     ours, theirs = config.get(section, {}), default.get(section, {})
     for key in sorted(ours):
@@ -443,11 +442,12 @@ def plot_learning_curves(groups, refs, out: Path) -> list[Path]:
 
 def plot_ablations(groups, out: Path) -> list[Path]:
     """Fig. 4 (O) and Fig. 5 (tau_Q) style: SAC-AWMP variants differing in one field only."""
+    from awmp.algos.registry import SECTIONS
     from awmp.config import preset, to_dict
 
     plt = _plt()
     written = []
-    defaults = to_dict(preset("paper"))["awmp"]
+    defaults = to_dict(preset("paper"))[SECTIONS["sac-awmp"]]
     for field in ABLATIONS:
         by_task: dict[tuple[str, int], list] = defaultdict(list)
         for (env, algo, _variant, budget), runs in groups.items():
@@ -533,16 +533,17 @@ def seed_notes(groups: dict[GroupKey, list[Run]]) -> list[str]:
 
 def comparisons(stats: list[GroupStats], groups: dict[GroupKey, list[Run]]) -> list[dict]:
     """Each group against its baseline of the same task and budget: every other algorithm's
-    default against SAC's default, and every non-default SAC-AWMP variant against SAC-AWMP's
-    default. Final returns of complete runs; mean and IQM differences with 95% bootstrap CIs."""
+    default against SAC's default, and every non-default variant (e.g. SAC-AWMP with O = 2)
+    against its algorithm's default. Final returns of complete runs; mean and IQM differences
+    with 95% bootstrap CIs."""
     finals = {key: np.array([r.final for r in runs if r.complete]) for key, runs in groups.items()}
     rows = []
     for s in stats:
         env, algo, variant, budget = s.key
         if algo != "sac" and variant == "":
             base = (env, "sac", "", budget)
-        elif algo == "sac-awmp" and variant:
-            base = (env, "sac-awmp", "", budget)
+        elif variant:
+            base = (env, algo, "", budget)
         else:
             continue
         a, b = finals[s.key], finals.get(base, np.array([]))

@@ -133,7 +133,8 @@ class Trainer:
         elif cfg.resume:
             say(f"resuming {self.resume_target}: no checkpoint yet, restarting from step 0")
         self.state = self.axis.stack(init_states)
-        self._open_logs((*names, *self.agent.hook_metric_names))
+        hook = self.agent.hook
+        self._open_logs((*names, *(hook.metric_names if hook else ())))
         self.start = self.step
 
     # ------------------------------------------------------------------ the loop
@@ -210,12 +211,13 @@ class Trainer:
             s.observe(actions[i, 0], {k: v[i, 0] for k, v in extras.items()}, t)
 
     def _algorithm_hook(self, step: int) -> None:
-        if self.agent.hook_draw is None:
+        hook = self.agent.hook
+        if hook is None or not hook.due(step):
             return
         # Gradient steps so far: one burst of `updates` at every step from the one that
         # completes the warm-up (and >= 1), before this step's.
         grad_steps = max(0, step - max(self.cfg.warmup_steps, 1)) * self.updates
-        drawn = [self.agent.hook_draw(step, s.buffer, s.rng, grad_steps) for s in self.seeds]
+        drawn = [hook.draw(step, s.buffer, s.rng, grad_steps) for s in self.seeds]
         if drawn[0] is None:  # due for every seed at once: same step and sizes
             return
         data = {k: np.stack([d[k] for d in drawn]) for k in drawn[0]}
@@ -340,8 +342,8 @@ class Trainer:
         self._act = jax.jit(axis.map(agent.act, (0, 0)), donate_argnums=0)
         self._act_det = jax.jit(agent.act_deterministic)
         self._hook_apply = None
-        if agent.hook_apply is not None:
-            self._hook_apply = jax.jit(axis.map(agent.hook_apply, (0, 0)), donate_argnums=0)
+        if agent.hook is not None:
+            self._hook_apply = jax.jit(axis.map(agent.hook.apply, (0, 0)), donate_argnums=0)
 
     def _restore(self, ckpts: list, init_states: list) -> list:
         """Every seed from its checkpoint; the loop's step, wall time and pending action."""

@@ -1,12 +1,17 @@
-"""Algorithm registry and the small interface every algorithm module implements.
+"""The algorithm interface: what one algorithm module provides, and the pure `Agent` it builds.
 
-An algorithm module exposes `make_agent(spec, cfg) -> Agent`. The `Agent` holds pure functions
-over a pytree state; the training loop (awmp.train) is the same for every algorithm.
+An algorithm is one module in awmp.algos that defines `ALGORITHM = Algorithm(...)`: its name,
+report label, config section (a dataclass with its own docstrings and checks), presets and
+`make_agent(spec, cfg) -> Agent`. awmp.algos.registry lists the modules; config, CLI, report
+and experiment read everything else from there. The `Agent` holds pure functions over a pytree
+state; the training loop (awmp.trainer) is the same for every algorithm, and an algorithm with
+host-side work between updates (SAC-AWMP's prior burst) gives its Agent a `Hook`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +24,42 @@ Batch = dict[str, jax.Array]
 
 
 @dataclass(frozen=True)
+class Hook:
+    """Host-side work between updates, e.g. SAC-AWMP's prior burst (the loop's algorithm hook).
+
+    due(env_step) -> bool: whether the hook may have work after this environment step (cheap,
+        host only; the loop skips `draw` otherwise).
+    draw(env_step, buffer, rng, grad_steps) -> data | None: the host side, called once per seed
+        with that seed's buffer and NumPy generator when `due`; None when there is nothing to
+        do after all. grad_steps: gradient steps taken so far (the loop's count, so the host
+        never waits on the device).
+    apply(state, data) -> (state, metrics): the pure, jittable part; the loop vmaps it over
+        seeds (data stacked on a leading seed axis).
+    metric_names: the keys of apply's metrics (fixed train.csv columns).
+    Calling the hook, `hook(state, env_step, buffer, rng) -> (state, metrics | None)`, runs
+    draw + jitted apply on one unstacked state with metrics as floats (for tools and tests).
+    """
+
+    due: Callable[[int], bool]
+    draw: Callable[..., Any]
+    apply: Callable[[Any, Any], tuple[Any, dict]]
+    metric_names: tuple[str, ...] = ()
+
+    def __call__(self, state: Any, env_step: int, buffer: Any, rng: np.random.Generator):
+        if not self.due(env_step):
+            return state, None  # nothing due: do not read state.step from the device
+        data = self.draw(env_step, buffer, rng, int(state.step))
+        if data is None:
+            return state, None
+        state, metrics = self._jitted_apply(state, data)
+        return state, {k: float(v) for k, v in jax.device_get(metrics).items()}
+
+    @functools.cached_property
+    def _jitted_apply(self) -> Callable:
+        return jax.jit(self.apply)
+
+
+@dataclass(frozen=True)
 class Agent:
     """Pure functions of one algorithm, closed over its (static) config.
 
@@ -27,15 +68,8 @@ class Agent:
         is split inside, extras are stored in the buffer with the transition (e.g. log_mu).
     act_deterministic(state, obs) -> action: evaluation.
     update(state, batch) -> (state, metrics): one gradient step.
-    hook_draw(env_step, buffer, rng, grad_steps) -> data | None: the host side of an algorithm
-        hook (SAC-AWMP's prior burst), called by the loop after every environment step, once per
-        seed with that seed's buffer and NumPy generator; None when there is nothing to do.
-        grad_steps: gradient steps taken so far (the loop's count, so the host never waits on
-        the device).
-    hook_apply(state, data) -> (state, metrics): the hook's pure, jittable part; the loop vmaps
-        it over seeds (data stacked on a leading seed axis).
-    hook(state, env_step, buffer, rng) -> (state, metrics | None): draw + jitted apply on one
-        unstacked state, metrics as floats (for tools and tests).
+    extra_fields / warmup_extras: the extras' buffer shapes and their values for warm-up actions.
+    hook: host-side work between updates (`Hook`), or None.
     """
 
     name: str
@@ -45,10 +79,31 @@ class Agent:
     update: Callable[[State, Batch], tuple[State, dict]]
     extra_fields: dict[str, tuple[int, ...]] = field(default_factory=dict)
     warmup_extras: Callable[[np.ndarray], dict] = lambda action: {}
-    hook_draw: Callable[..., Any] | None = None
-    hook_apply: Callable[[State, Any], tuple[State, dict]] | None = None
-    hook: Callable[..., tuple[State, dict | None]] | None = None
-    hook_metric_names: tuple[str, ...] = ()
+    hook: Hook | None = None
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """Everything awmp needs to know about one algorithm (its module's `ALGORITHM`).
+
+    name: the `--algo` value. label: its name in reports and in published_returns.csv.
+    section: its config section, the TrainConfig field and CLI prefix (`--<section>.hidden`).
+    config: the section's dataclass; each field's docstring is its `--help` text and cites
+        the paper or code it comes from.
+    make_agent(spec, section_config) -> Agent.
+    check(section_config, cfg): raise awmp.errors.ConfigError (`require`) for invalid values
+        beyond the checks every section gets (gamma, lr, batch_size, hidden, finite floats).
+    presets: preset name -> function returning the section's values under that preset (the
+        `paper` preset is the dataclass defaults; a preset an algorithm does not list is too).
+    """
+
+    name: str
+    label: str
+    section: str
+    config: type
+    make_agent: Callable[[Any, Any], Agent]
+    check: Callable[[Any, Any], None] = lambda section, cfg: None
+    presets: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
 
 
 def polyak(target: Any, online: Any, tau: float) -> Any:
@@ -84,17 +139,14 @@ def make_train_step(agent: Agent) -> Callable:
     return jax.jit(train_step)
 
 
-# algorithm name -> module in awmp.algos
-REGISTRY = {"sac": "sac", "sac-awmp": "sac_awmp", "td3": "td3"}
+def get(name: str) -> Algorithm:
+    """The algorithm registered under `name` (awmp.algos.registry)."""
+    from awmp.algos.registry import ALGORITHMS
+    from awmp.errors import ConfigError
 
-
-def get(name: str):
-    """The algorithm module registered under `name`."""
-    import importlib
-
-    if name not in REGISTRY:
-        raise ValueError(f"unknown algorithm {name!r}; supported: {', '.join(REGISTRY)}")
-    return importlib.import_module(f"awmp.algos.{REGISTRY[name]}")
+    if name not in ALGORITHMS:
+        raise ConfigError(f"unknown algorithm {name!r}; supported: {', '.join(ALGORITHMS)}")
+    return ALGORITHMS[name]
 
 
 def metric_names(agent: Agent, state: State, batch: Batch) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ Losses, with B an off-policy batch from the replay buffer:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import flax.struct
@@ -17,11 +18,40 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from awmp.algos import Agent, polyak
-from awmp.config import SACConfig
+from awmp.algos import Agent, Algorithm, polyak
 from awmp.distributions import sample_tanh_gaussian
 from awmp.envs import EnvSpec
+from awmp.errors import require
 from awmp.networks import GaussianPolicy, TwinCritic
+
+
+@dataclass
+class SACConfig:
+    """SAC (Haarnoja et al. 2018b): twin Q + target Q, tanh-Gaussian policy."""
+
+    hidden: tuple[int, ...] = (400, 400)
+    """Hidden layer sizes of the policy and each critic (paper Table 2: (400, 400))."""
+    batch_size: int = 100
+    """Off-policy mini-batch size (paper Table 2: 100)."""
+    lr: float = 3e-4
+    """Adam learning rate for every network (paper Table 2: 3e-4)."""
+    tau: float = 0.005
+    """Polyak coefficient of the target critics (paper Table 2: 0.005)."""
+    gamma: float = 0.99
+    """Discount factor, in (0, 1] (paper Table 2: 0.99)."""
+    alpha: float = 0.2
+    """Entropy temperature alpha; the initial value with `learn_alpha` (paper Table 1: 0.2)."""
+    learn_alpha: bool = False
+    """Learn alpha towards a target entropy of -act_dim (Haarnoja et al. 2018b)."""
+
+
+def check(cfg: SACConfig, _train) -> None:
+    """SAC's own checks (awmp.config.validate does the common ones)."""
+    require(0 < cfg.tau <= 1, "sac.tau", cfg.tau, "in (0, 1]")
+    require(cfg.alpha >= 0 and math.isfinite(cfg.alpha), "sac.alpha", cfg.alpha, "finite and >= 0")
+    require(
+        not (cfg.learn_alpha and cfg.alpha <= 0), "sac.alpha", cfg.alpha, "> 0 with learn_alpha"
+    )
 
 
 @flax.struct.dataclass
@@ -142,3 +172,8 @@ def make_agent(spec: EnvSpec, cfg: SACConfig) -> Agent:
         act_deterministic=act_deterministic,
         update=update,
     )
+
+
+ALGORITHM = Algorithm(
+    name="sac", label="SAC", section="sac", config=SACConfig, make_agent=make_agent, check=check
+)

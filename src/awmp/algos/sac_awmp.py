@@ -21,9 +21,11 @@ only reaches its own parameters (stop-gradients everywhere else), which is teste
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import flax.struct
 import jax
@@ -31,11 +33,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from awmp.algos import Agent, polyak
+from awmp.algos import Agent, Algorithm, Hook, polyak
 from awmp.buffer import ReplayBuffer
-from awmp.config import AWMPConfig
 from awmp.distributions import gaussian_log_prob, log_det_tanh_jacobian, mixture_log_prob
 from awmp.envs import EnvSpec
+from awmp.errors import require
 from awmp.networks import PriorNet, StackedGaussianPolicy, TwinCritic, ValueNet
 
 sg = jax.lax.stop_gradient
@@ -43,6 +45,175 @@ sg = jax.lax.stop_gradient
 # Names of the networks inside the state; `nets(state)` returns them as one dict so that every
 # loss is a function of all parameters and gradient isolation can be checked directly.
 NET_NAMES = ("policy", "critic", "target_critic", "value", "target_value", "prior")
+
+
+@dataclass
+class AWMPConfig:
+    """SAC-AWMP (the paper's Algorithm 1); see docs/ALGORITHM.md for every switch."""
+
+    num_components: int = 4
+    """O, the number of policy components (paper: 4; Fig. 4 ablates 1, 2, 4, 8)."""
+    hidden: tuple[int, ...] = (400, 400)
+    """Hidden sizes of each critic and of V (paper Table 2: (400, 400))."""
+    policy_hidden: tuple[int, ...] = (400, 400)
+    """Hidden sizes of each policy component (Sec. 4.1: as SAC's policy, Table 2 (400, 400))."""
+    prior_hidden: tuple[int, ...] = (400, 300)
+    """Hidden sizes of the prior network P(h|s,a) (paper Section 3.1)."""
+    batch_size: int = 100
+    """B_off, the off-policy mini-batch size (paper Table 3: 100)."""
+    lr: float = 3e-4
+    """Adam learning rate of every network (paper Tables 2-3: 3e-4)."""
+    gamma: float = 0.99
+    """Discount factor, in (0, 1] (paper Table 2)."""
+    tau_v: float = 0.005
+    """Polyak coefficient tau_V of the target value network (paper Table 2)."""
+    tau_q: float = 0.001
+    """Polyak coefficient tau_Q of the target critic used for gating (paper Table 3; Fig. 5)."""
+    alpha_pi: float = 0.2
+    """Entropy temperature of the policy components alpha_pi (paper Table 1)."""
+    alpha_g: float = 0.001
+    """Entropy temperature of the gating alpha_g (paper Table 3)."""
+    gating_temperature: float = 1.0
+    """Softmax temperature T of the gating rho(g|s) (eq. 16 has none: 1.0)."""
+    acting: Literal["mixture", "weighted"] = "mixture"
+    """How actions are executed: draw g ~ rho (mixture, eq. 15) or sum_g rho_g a_g (weighted)."""
+    value_weights: Literal["gating", "prior"] = "gating"
+    """Component weights u in the V target (eq. 21): gating rho (eq. 18) or prior h."""
+    prior_action: Literal["policy", "buffer"] = "policy"
+    """Action fed to the prior for h: the current policy's (Alg. 1 l.15) or the stored one."""
+    prior_interval: int = 5000
+    """M: environment steps between prior-network bursts; also the recent window (Table 3)."""
+    prior_steps: int = 5000
+    """Gradient steps of one prior burst (Table 3: 5000; reference-code preset: 5000 * O, O = 4)."""
+    prior_batch_size: int = 50
+    """B_on, the prior network's mini-batch from the most recent M transitions (Table 3: 50)."""
+    sigma: float = 0.04
+    """Perturbation scale of the prior's regulariser (Table 3: noise for MI regularisation)."""
+    zeta: float = 0.1
+    """Coefficient zeta of the MI in eq. 5 (Table 3: 0.1); < 0 reproduces the reference code."""
+    c_marg: float = 1.0
+    """Weight of the marginal entropy in the MI, eq. 6 (1.0; the reference code uses 4)."""
+    recon_coef: float = 0.0
+    """Weight of the reference code's decoder (L1 reconstruction) term; 0 disables it."""
+    policy_delay: int = 1
+    """Update the policy and targets every this many gradient steps (reference code: 2)."""
+    gating_samples: Literal["shared", "independent", "mean"] = "shared"
+    """Where rho (eq. 16-17) is evaluated: at the same component samples it weights (shared),
+    at a second, independent set (independent) or at the component means (mean: rho is a
+    function of s, so the V target's weights and the stored mixture density are exact)."""
+    is_weights: Literal["eq11", "truncated", "tempered", "on-policy"] = "eq11"
+    """Importance weights of the prior's batch: eq. 11 (exp(A/T)/mu), eq. 11 truncated at
+    mean(w) sqrt(N) (Ionides 2008), tempered exp(A/T) mu^-lambda, or on-policy exp(A/T)."""
+    is_lambda: float = 0.5
+    """lambda in [0, 1], the power of 1/mu in the `tempered` importance weights."""
+    adv_temperature: float = 1.0
+    """T, the advantage temperature of the importance weights exp(A/T) (eq. 10 has none: 1)."""
+    prior_reduction: Literal["mean", "reference-sum"] = "mean"
+    """Reduction of eq. 5 over the B_on batch: `mean` (eq. 12-14) or the reference code's
+    (conditional entropy and perturbation KL summed, marginal entropy and L1 averaged)."""
+    prior_batch_reuse: int = 1
+    """Prior gradient steps on each drawn B_on batch (reference code: O); divides prior_steps."""
+    learn_alpha: bool = False
+    """Learn alpha_pi (Haarnoja et al. 2018b) towards `target_entropy` per component, starting
+    at alpha_pi; the paper fixes it (Table 1: 0.2). docs/ALGORITHM.md "Learned temperature"."""
+    target_entropy: float | None = None
+    """Target entropy of each component for `learn_alpha`; None: -act_dim."""
+    prior_kl_grad: Literal["noisy", "both"] = "noisy"
+    """Gradient of the regulariser KL(P(x) || P(x~)): through P(x~) only (noisy, as in virtual
+    adversarial training) or through both sides (both: the reference code)."""
+
+
+def check(cfg: AWMPConfig, train) -> None:
+    """SAC-AWMP's own checks (awmp.config.validate does the common ones)."""
+    require(1 <= cfg.num_components <= 64, "awmp.num_components", cfg.num_components, "in [1, 64]")
+    require(0 < cfg.tau_v <= 1, "awmp.tau_v", cfg.tau_v, "in (0, 1]")
+    require(0 < cfg.tau_q <= 1, "awmp.tau_q", cfg.tau_q, "in (0, 1]")
+    require(cfg.alpha_pi >= 0, "awmp.alpha_pi", cfg.alpha_pi, ">= 0")
+    require(cfg.alpha_g >= 0, "awmp.alpha_g", cfg.alpha_g, ">= 0")
+    require(cfg.gating_temperature > 0, "awmp.gating_temperature", cfg.gating_temperature, "> 0")
+    require(cfg.acting in ("mixture", "weighted"), "awmp.acting", cfg.acting, "mixture|weighted")
+    require(
+        cfg.value_weights in ("gating", "prior"),
+        "awmp.value_weights",
+        cfg.value_weights,
+        "gating|prior",
+    )
+    require(
+        cfg.prior_action in ("policy", "buffer"),
+        "awmp.prior_action",
+        cfg.prior_action,
+        "policy|buffer",
+    )
+    require(cfg.prior_interval >= 1, "awmp.prior_interval", cfg.prior_interval, ">= 1")
+    require(cfg.prior_steps >= 0, "awmp.prior_steps", cfg.prior_steps, ">= 0")
+    require(cfg.prior_batch_size >= 1, "awmp.prior_batch_size", cfg.prior_batch_size, ">= 1")
+    require(
+        cfg.prior_batch_size <= min(cfg.prior_interval, train.buffer_size),
+        "awmp.prior_batch_size",
+        cfg.prior_batch_size,
+        "<= prior_interval and <= buffer_size",
+    )
+    require(cfg.sigma >= 0, "awmp.sigma", cfg.sigma, ">= 0")
+    require(cfg.c_marg >= 0, "awmp.c_marg", cfg.c_marg, ">= 0")
+    require(cfg.recon_coef >= 0, "awmp.recon_coef", cfg.recon_coef, ">= 0")
+    require(cfg.policy_delay >= 1, "awmp.policy_delay", cfg.policy_delay, ">= 1")
+    for name, allowed in (
+        ("gating_samples", ("shared", "independent", "mean")),
+        ("is_weights", ("eq11", "truncated", "tempered", "on-policy")),
+        ("prior_reduction", ("mean", "reference-sum")),
+        ("prior_kl_grad", ("noisy", "both")),
+    ):
+        value = getattr(cfg, name)
+        require(value in allowed, f"awmp.{name}", value, "|".join(allowed))
+    require(0 <= cfg.is_lambda <= 1, "awmp.is_lambda", cfg.is_lambda, "in [0, 1]")
+    require(
+        not (cfg.learn_alpha and cfg.alpha_pi <= 0), "awmp.alpha_pi", cfg.alpha_pi,
+        "> 0 with learn_alpha (its initial value)",
+    )  # fmt: skip
+    require(cfg.adv_temperature > 0, "awmp.adv_temperature", cfg.adv_temperature, "> 0")
+    require(
+        cfg.prior_batch_reuse >= 1 and cfg.prior_steps % cfg.prior_batch_reuse == 0,
+        "awmp.prior_batch_reuse",
+        cfg.prior_batch_reuse,
+        f">= 1 and a divisor of prior_steps ({cfg.prior_steps})",
+    )
+    require(
+        len(cfg.policy_hidden) >= 1 and all(h >= 1 for h in cfg.policy_hidden),
+        "awmp.policy_hidden",
+        cfg.policy_hidden,
+        "one or more positive layer sizes",
+    )
+    require(
+        len(cfg.prior_hidden) >= 1 and all(h >= 1 for h in cfg.prior_hidden),
+        "awmp.prior_hidden",
+        cfg.prior_hidden,
+        "one or more positive layer sizes",
+    )
+
+
+def reference_code_preset(cfg: AWMPConfig) -> AWMPConfig:
+    """The `reference-code` preset: the authors' code's choices (docs/ALGORITHM.md "Presets")."""
+    # hzm2016/SAC-AWMP, code/methods/SAC_AWMP.py (commit c976cebf) and code/utils/model.py;
+    # docs/ALGORITHM.md "Presets" maps each value to its line of code.
+    o = cfg.num_components
+    return dataclasses.replace(
+        cfg,
+        acting="weighted",  # select_action: weighted_action=True, sum_g p_g a_g
+        prior_action="buffer",  # calc_target_phi: self.option(state, action), stored a
+        value_weights="prior",  # calc_target_phi: Q, log pi weighted by p_normalized (h)
+        zeta=-0.1,  # train_option: + entropy_coeff (0.1) * critic_entropy (minimises MI)
+        c_marg=4.0,  # train_option: c_ent = 4, times the *averaged* marginal entropy
+        sigma=0.005,  # Option.forward: add_randn(xu, vat_noise=0.005)
+        recon_coef=1.0,  # train_option: F.l1_loss(xu, decoded_xu), a mean, weight 1
+        policy_hidden=(400, 300),  # GaussianPolicy1D components (ALGORITHM.md)
+        policy_delay=2,  # train(): policy_freq = 2, targets with the actor
+        # train(): every option_buffer_size (5000) iterations, 5000 draws x O reuses
+        prior_steps=5000 * o,
+        prior_batch_reuse=o,
+        # weighted_entropy and kl are sums over the batch; weighted_mean, l1 are means
+        prior_reduction="reference-sum",
+        prior_kl_grad="both",  # kl(output_option, output_option_noise): no detach
+    )
 
 
 @flax.struct.dataclass
@@ -612,7 +783,7 @@ class AWMP:
         still contain warm-up transitions, with their uniform log mu.
         """
         cfg = self.cfg
-        if cfg.prior_steps == 0 or env_step % cfg.prior_interval != 0 or len(buffer) == 0:
+        if not self.burst_due(env_step) or len(buffer) == 0:
             return None
         if grad_steps == 0:  # still in warm-up: no gradient step yet
             return None
@@ -626,23 +797,9 @@ class AWMP:
             idx = np.repeat(idx, reuse, axis=0)
         return {name: buffer.data[name][idx] for name in ("obs", "action", "log_mu")}
 
-    def make_hook(self):
-        """`draw_prior_data` + the jitted `prior_burst` on one state (Agent.hook, for tools)."""
-        burst = jax.jit(self.prior_burst)
-
-        def hook(
-            state: AWMPState, env_step: int, buffer: ReplayBuffer, rng: np.random.Generator
-        ) -> tuple[AWMPState, dict | None]:
-            cfg = self.cfg
-            if cfg.prior_steps == 0 or env_step % cfg.prior_interval != 0 or len(buffer) == 0:
-                return state, None  # no burst due: do not read state.step from the device
-            data = self.draw_prior_data(env_step, buffer, rng, int(state.step))
-            if data is None:
-                return state, None
-            state, metrics = burst(state, data)
-            return state, {k: float(v) for k, v in jax.device_get(metrics).items()}
-
-        return hook
+    def burst_due(self, env_step: int) -> bool:
+        """Whether a prior burst may be due after `env_step` (every `prior_interval` steps)."""
+        return self.cfg.prior_steps > 0 and env_step % self.cfg.prior_interval == 0
 
     @functools.cached_property
     def agent(self) -> Agent:
@@ -655,10 +812,12 @@ class AWMP:
             update=self.update,
             extra_fields={"log_mu": ()},
             warmup_extras=lambda action: {"log_mu": log_mu_warmup},
-            hook_draw=self.draw_prior_data,
-            hook_apply=self.prior_burst,
-            hook=self.make_hook(),
-            hook_metric_names=self.hook_metric_names(),
+            hook=Hook(
+                due=self.burst_due,
+                draw=self.draw_prior_data,
+                apply=self.prior_burst,
+                metric_names=self.hook_metric_names(),
+            ),
         )
 
 
@@ -670,3 +829,14 @@ def build(spec: EnvSpec, cfg: AWMPConfig) -> AWMP:
 def make_agent(spec: EnvSpec, cfg: AWMPConfig) -> Agent:
     """The SAC-AWMP Agent for the training loop (awmp.algos interface)."""
     return build(spec, cfg).agent
+
+
+ALGORITHM = Algorithm(
+    name="sac-awmp",
+    label="SAC-AWMP",
+    section="awmp",
+    config=AWMPConfig,
+    make_agent=make_agent,
+    check=check,
+    presets={"reference-code": reference_code_preset},
+)

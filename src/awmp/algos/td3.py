@@ -16,6 +16,7 @@ step counter in the state, so the update stays pure (vmap over seeds turns it in
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import flax.linen as nn
@@ -24,10 +25,43 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from awmp.algos import Agent, polyak
-from awmp.config import TD3Config
+from awmp.algos import Agent, Algorithm, polyak
 from awmp.envs import EnvSpec
+from awmp.errors import require
 from awmp.networks import DeterministicPolicy, TwinCritic
+
+
+@dataclass
+class TD3Config:
+    """TD3 (Fujimoto et al. 2018): the hyperparameters of its paper (Section 6.1)."""
+
+    hidden: tuple[int, ...] = (400, 300)
+    """Hidden layer sizes of the actor and each critic (TD3 paper, Section 6.1: (400, 300))."""
+    batch_size: int = 100
+    """Mini-batch size (TD3 paper, Section 6.1: 100)."""
+    lr: float = 1e-3
+    """Adam learning rate of the actor and the critics (TD3 paper, Section 6.1: 1e-3)."""
+    tau: float = 0.005
+    """Polyak coefficient of the target actor and critics (TD3 paper, Section 6.1: 0.005)."""
+    gamma: float = 0.99
+    """Discount factor, in (0, 1] (TD3 paper, Section 6.1: 0.99)."""
+    policy_noise: float = 0.2
+    """Std of the target policy smoothing noise on the [-1, 1] box (TD3 paper, Sec. 6.1: 0.2)."""
+    noise_clip: float = 0.5
+    """Clip of the target policy smoothing noise (TD3 paper, Section 6.1: 0.5)."""
+    policy_delay: int = 2
+    """Critic updates per actor and target update, d (TD3 paper, Section 5.2: 2)."""
+    exploration_noise: float = 0.1
+    """Std of the Gaussian exploration noise on the actor's action (TD3 paper, Sec. 6.1: 0.1)."""
+
+
+def check(cfg: TD3Config, _train) -> None:
+    """TD3's own checks (awmp.config.validate does the common ones)."""
+    require(0 < cfg.tau <= 1, "td3.tau", cfg.tau, "in (0, 1]")
+    require(cfg.policy_noise >= 0, "td3.policy_noise", cfg.policy_noise, ">= 0")
+    require(cfg.noise_clip >= 0, "td3.noise_clip", cfg.noise_clip, ">= 0")
+    require(cfg.policy_delay >= 1, "td3.policy_delay", cfg.policy_delay, ">= 1")
+    require(cfg.exploration_noise >= 0, "td3.exploration_noise", cfg.exploration_noise, ">= 0")
 
 
 @flax.struct.dataclass
@@ -172,3 +206,8 @@ def make_agent(spec: EnvSpec, cfg: TD3Config) -> Agent:
         act_deterministic=act_deterministic,
         update=update,
     )
+
+
+ALGORITHM = Algorithm(
+    name="td3", label="TD3", section="td3", config=TD3Config, make_agent=make_agent, check=check
+)
