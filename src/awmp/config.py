@@ -47,8 +47,8 @@ class RunConfig:
     one agent, env, buffer and generator per seed, exactly as `--seed s` alone, with one vmapped
     update per step; one run directory per seed, <run-dir>/seed<s> or (no --run-dir)
     runs/<env>/<algo>/seed<s>-<timestamp>. Pays on a GPU; on CPUs one pinned process per core
-    (awmp sweep / experiment) finishes more runs per hour: on 2 cores 1.48x one process vs
-    1.07x for 2 vmapped seeds (README "Many seeds", docs/BENCHMARKS.md "Runs per hour")."""
+    (awmp sweep, awmp experiment) finishes more runs per hour: on 2 cores 1.48x one process,
+    2 vmapped seeds 1.07x (see the README, "Many seeds")."""
     total_steps: int = 1_000_000
     """Environment steps to train for."""
     preset: Literal["paper", "reference-code"] = "paper"
