@@ -270,8 +270,11 @@ def capture_buffer(buffer: Any) -> dict:
 
 
 def restore_buffer(buffer: Any, saved: dict, where: str) -> None:
-    size, pos = int(saved["size"]), int(saved["pos"])
-    if int(saved["capacity"]) != buffer.capacity or set(saved["data"]) != set(buffer.data):
+    """Fill `buffer` from a checkpoint's; a larger buffer takes a saved ring that never wrapped
+    (an extended run: its capacity min(buffer_size, total_steps) grew with total_steps)."""
+    size, pos, capacity = int(saved["size"]), int(saved["pos"]), int(saved["capacity"])
+    grown = capacity < buffer.capacity and pos == size % capacity
+    if (capacity != buffer.capacity and not grown) or set(saved["data"]) != set(buffer.data):
         raise CheckpointError(
             f"{where}: the replay buffer (capacity {saved['capacity']}, fields "
             f"{sorted(saved['data'])}) does not match this run's (capacity {buffer.capacity}, "
@@ -282,7 +285,7 @@ def restore_buffer(buffer: Any, saved: dict, where: str) -> None:
         if value.shape != (size, *arr.shape[1:]):
             raise CheckpointError(f"{where}: replay field {k} has shape {value.shape}")
         arr[:size] = value
-    buffer.size, buffer.pos = size, pos
+    buffer.size, buffer.pos = size, size % buffer.capacity if grown else pos
 
 
 # ----------------------------------------------------------------------------- files

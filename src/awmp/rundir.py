@@ -210,14 +210,30 @@ def _group_config(dirs: list[Path]) -> TrainConfig:
     return dataclasses.replace(cfgs[0], seeds=seeds, run_dir=None, resume=None)
 
 
+def _same_experiment(cfg: TrainConfig, saved: TrainConfig) -> list[str]:
+    """How `cfg` differs from a saved run's config, beyond what a resume may change: the
+    RESUME_FREE_FIELDS and a larger total_steps (extending the run, README "Extend a run")."""
+    theirs = experiment_fields(saved)
+    if cfg.total_steps > saved.total_steps:
+        theirs["total_steps"] = cfg.total_steps
+    return _diff(experiment_fields(cfg), theirs)
+
+
 def check_resume(cfg: TrainConfig) -> Path:
-    """The directory `cfg.resume` names, checked: same experiment, writable."""
+    """The directory `cfg.resume` names, checked: same experiment (or the same with a larger
+    total_steps), writable."""
     run_dir = Path(cfg.resume)
-    diff = _diff(experiment_fields(cfg), experiment_fields(load_run_config(run_dir)))
+    saved = load_run_config(run_dir)
+    diff = _same_experiment(cfg, saved)
     if diff:
+        hint = (
+            "; a resume may raise --total-steps but not lower it"
+            if cfg.total_steps < saved.total_steps
+            else ""
+        )
         raise RunDirError(
             f"cannot resume {run_dir}: the config differs from the saved run: {', '.join(diff)}; "
-            "omit these flags to continue the saved experiment"
+            f"omit these flags to continue the saved experiment{hint}"
         )
     try:  # fail now, not at the first checkpoint, when the directory is read-only
         probe = run_dir / ".write-probe"
@@ -226,6 +242,22 @@ def check_resume(cfg: TrainConfig) -> Path:
     except OSError as e:
         raise RunDirError(f"cannot resume {run_dir}: not writable ({e.strerror or e})") from None
     return run_dir
+
+
+def extend(run_dirs: list[Path], cfg: TrainConfig) -> None:
+    """Record a larger total_steps in each resumed run's config.json (README "Extend a run"),
+    with the history under "extended", before training on: the run is now one of that budget."""
+    for run_dir in run_dirs:
+        path = run_dir / "config.json"
+        meta = json.loads(path.read_text())
+        old = int(meta["config"]["total_steps"])
+        if cfg.total_steps <= old:
+            continue
+        meta["config"]["total_steps"] = cfg.total_steps
+        stamp = _dt.datetime.now().isoformat(timespec="seconds")
+        meta.setdefault("extended", []).append({"from": old, "to": cfg.total_steps, "at": stamp})
+        write_json(path, meta)
+        say(f"extending {run_dir} from {old} to {cfg.total_steps} steps")
 
 
 def finished_summaries(dirs: list[Path], total_steps: int) -> list[dict] | None:
@@ -309,9 +341,7 @@ def resume_checkpoints(cfg: TrainConfig, group: list[TrainConfig]) -> list:
     dirs = [Path(m.resume) for m in group]
     ckpts = group_checkpoints(dirs)
     for m, ckpt in zip(group, ckpts, strict=True):
-        if ckpt is not None and experiment_fields(
-            from_dict(ckpt.meta["config"])
-        ) != experiment_fields(m):
+        if ckpt is not None and _same_experiment(m, from_dict(ckpt.meta["config"])):
             raise checkpoint.CheckpointError(
                 f"checkpoint {ckpt.path} was written by another config than {m.resume}/config.json"
             )

@@ -203,7 +203,7 @@ class SeedRun:
 
     # ------------------------------------------------------------------ logs and evaluation
 
-    def log_train(self, step: int, metrics: dict, wall_s: float, steps_per_s: float) -> None:
+    def log_train(self, step: int, metrics: dict, wall_s: float, steps_per_s: float) -> dict:
         """One train.csv row: episodes finished since the last row, losses, hook metrics."""
         row = {
             "step": step,
@@ -219,6 +219,7 @@ class SeedRun:
         row.update({k: float(v) for k, v in self.last_hook_metrics.items()})
         self.logger.log_train(row)
         self.finished.clear()
+        return row
 
     def evaluate(self, policy: Callable, step: int, t0: float) -> dict:
         """Evaluation episodes of `policy` in the eval env; the eval.csv row, also kept."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import sys
 import types
 
+from awmp.callbacks import Callback, StepFunction
 from awmp.config import ConfigError, TrainConfig, env_kwargs, validate
 from awmp.guard import DivergenceError
 from awmp.rundir import (
@@ -34,6 +35,7 @@ from awmp.rundir import (
     create_run_dir,
     create_run_dirs,
     default_run_dir,
+    extend,
     finished_summaries,
     load_run_config,
     members,
@@ -63,7 +65,13 @@ __all__ = [
 ]
 
 
-def train(cfg: TrainConfig, *, on_step: OnStep | None = None, components: Components | None = None):
+def train(
+    cfg: TrainConfig,
+    *,
+    on_step: OnStep | None = None,
+    callbacks: list[Callback] | tuple = (),
+    components: Components | None = None,
+):
     """Train as `cfg` says; return (run directory, summary dict).
 
     With `cfg.seeds`, train those seeds together (one vmapped update per step) and return
@@ -72,8 +80,10 @@ def train(cfg: TrainConfig, *, on_step: OnStep | None = None, components: Compon
     newest checkpoint instead; every experiment field of `cfg` must equal the saved config
     (see `resume`).
     `on_step(step)` is called after every environment step; a true return value stops the run
-    there with a checkpoint, as Ctrl-C does (TrainingInterrupted). `components` replaces parts
-    of the loop (the replay buffer, the env maker, the signal handler), e.g. in tests.
+    there with a checkpoint, as Ctrl-C does (TrainingInterrupted). `callbacks`: awmp.callbacks.
+    Callback objects with hooks at step, log, evaluation and checkpoint, each able to stop it.
+    `components` replaces parts of the loop (the replay buffer, the env maker, the signal
+    handler), e.g. in tests.
     """
     validate(cfg)
     if cfg.run_dir is not None and not str(cfg.run_dir).strip():
@@ -88,10 +98,11 @@ def train(cfg: TrainConfig, *, on_step: OnStep | None = None, components: Compon
             where = ",".join(map(str, dirs))
             say(
                 f"{where}: already finished ({cfg.total_steps} of {cfg.total_steps} steps); "
-                "nothing to do"
+                "nothing to do (a larger --total-steps extends it)"
             )
             return (dirs[0], done[0]) if not cfg.seeds else (dirs, done)
         ckpts = resume_checkpoints(cfg, group)
+        extend(dirs, cfg)  # a larger total_steps: config.json says so from now on
     elif len(group) > 1:  # refuse before creating any of the seeds' directories
         refuse_existing(group)
     envs: list = []
@@ -101,7 +112,8 @@ def train(cfg: TrainConfig, *, on_step: OnStep | None = None, components: Compon
             envs.append(env)
             envs.append(components.make_env(m.env, **env_kwargs(m))[0])
         run_dirs = dirs if cfg.resume else create_run_dirs(cfg, group)
-        trainer = Trainer(group, run_dirs, envs[0::2], envs[1::2], spec, ckpts, components, on_step)
+        hooks = [*callbacks, *([StepFunction(on_step)] if on_step is not None else [])]
+        trainer = Trainer(group, run_dirs, envs[0::2], envs[1::2], spec, ckpts, components, hooks)
         results = trainer.run()
     finally:
         for e in envs:
@@ -111,13 +123,15 @@ def train(cfg: TrainConfig, *, on_step: OnStep | None = None, components: Compon
     return [d for d, _ in results], [s for _, s in results]
 
 
-def resume(run_dir, *, on_step: OnStep | None = None, **free_fields):
+def resume(
+    run_dir, *, on_step: OnStep | None = None, callbacks: list[Callback] | tuple = (), **free_fields
+):
     """Continue the run in `run_dir` from its newest checkpoint (Python form of `--resume`).
 
     `run_dir` may be a list (or comma-separated string) of run directories of one multi-seed
     run: they continue together, and lists come back as from `train` with `seeds`.
     Only RESUME_FREE_FIELDS may be given (e.g. progress=False, checkpoint_interval=...);
-    `on_step` as for `train`.
+    `on_step` and `callbacks` as for `train`.
     """
     if isinstance(run_dir, (list, tuple)):
         run_dir = ",".join(map(str, run_dir))
@@ -128,7 +142,7 @@ def resume(run_dir, *, on_step: OnStep | None = None, **free_fields):
     for k, v in free_fields.items():
         setattr(cfg, k, v)
     cfg.resume = str(run_dir)
-    return train(cfg, on_step=on_step)
+    return train(cfg, on_step=on_step, callbacks=callbacks)
 
 
 class _CallableModule(types.ModuleType):

@@ -25,6 +25,7 @@ import numpy as np
 
 from awmp import __version__, algos, checkpoint
 from awmp.buffer import ReplayBuffer
+from awmp.callbacks import Callback, Callbacks
 from awmp.config import TrainConfig, to_dict
 from awmp.envs import EnvSpec, make_env
 from awmp.evaluate import BEST_PARAMS_FILE, PARAMS_FILE
@@ -94,11 +95,11 @@ class Trainer:
         spec: EnvSpec,
         ckpts: list[checkpoint.Checkpoint | None],
         components: Components | None = None,
-        on_step: OnStep | None = None,
+        callbacks: list[Callback] = (),  # type: ignore[assignment]
     ) -> None:
         self.cfg = cfg = group[0]  # every field but seed, run_dir and resume is the same
         self.components = components or Components()
-        self.on_step, self.spec, self.axis = on_step, spec, SeedAxis(len(group))
+        self.callbacks, self.spec, self.axis = Callbacks(callbacks), spec, SeedAxis(len(group))
         self.agent = algos.get(cfg.algo).make_agent(spec, cfg.algo_config())
         self.updates, self.batch_size = cfg.updates_per_step, cfg.algo_config().batch_size
         self.ckpt_every = checkpoint_interval(cfg)
@@ -184,14 +185,18 @@ class Trainer:
             if cfg.eval_interval and (step % cfg.eval_interval == 0 or step == cfg.total_steps):
                 self._evaluate(step)  # eval.csv
             self.progress.advance(step)
-            if self.on_step is not None and self.on_step(step):
-                signals.received = signal.SIGINT  # the callback asked to stop, as Ctrl-C does
+            self.callbacks("on_step", step)
+            if self.callbacks.stop and signals.received is None:
+                signals.received = signal.SIGINT  # a callback asked to stop, as Ctrl-C does
             if signals.received is not None and step < cfg.total_steps:
                 self.interrupted_by = signals.received
                 self._save_checkpoint(step)
                 return
             if step % self.ckpt_every == 0 or step == cfg.total_steps or self._overdue():
                 self._save_checkpoint(step)
+                if self.callbacks.stop and step < cfg.total_steps:  # asked by on_checkpoint
+                    self.interrupted_by = signal.SIGINT
+                    return
 
     # ------------------------------------------------------------------ the named steps
 
@@ -249,13 +254,16 @@ class Trainer:
         now = time.perf_counter()
         metrics = self.axis.to_host(self.last_metrics) if self.last_metrics is not None else {}
         steps_per_s = (step - self.last_log_step) / max(now - self.last_log_t, 1e-9)
-        for i, s in enumerate(self.seeds):
+        rows = [
             s.log_train(
                 step, {k: float(v[i]) for k, v in metrics.items()}, now - self.t0, steps_per_s
             )
+            for i, s in enumerate(self.seeds)
+        ]
         self.last_log_t, self.last_log_step = now, step
         self.progress.set_losses({k: float(np.mean(v)) for k, v in metrics.items()})
         self._verify(step)
+        self.callbacks("on_log", step, rows)
 
     def _evaluate(self, step: int) -> None:
         self._verify(step)
@@ -266,6 +274,7 @@ class Trainer:
                 if s.evals[-1]["return_mean"] >= max(r["return_mean"] for r in s.evals):
                     self._write_best(s, params)
         self.progress.set_eval(float(np.mean([s.evals[-1]["return_mean"] for s in self.seeds])))
+        self.callbacks("on_eval", step, [dict(s.evals[-1]) for s in self.seeds])
 
     def _verify(self, step: int) -> None:
         """The divergence check; diagnostic.json for each diverged seed."""
@@ -287,6 +296,7 @@ class Trainer:
     def _save_checkpoint(self, step: int) -> None:
         with self.progress.phase("checkpoint"):
             self._write_checkpoint(step)
+        self.callbacks("on_checkpoint", step, [Path(s.last_ckpt) for s in self.seeds])
 
     def _write_checkpoint(self, step: int) -> None:
         self.last_ckpt_time = time.monotonic()
