@@ -343,6 +343,8 @@ class _Capture(io.StringIO):
 _HELP_FIXES = (
     ("--run-dir {None}|STR", "--run-dir DIR"),
     ("--resume {None}|STR", "--resume DIR"),
+    ("--wandb-entity {None}|STR", "--wandb-entity NAME"),
+    ("--wandb-group {None}|STR", "--wandb-group NAME"),
     ("--seeds [INT [INT ...]]", "--seeds S[,S...]"),
     ('seeds"). (default: )', 'seeds"). (default: none, one run with --seed)'),  # --seeds
     ("(default: )", "(default: none)"),

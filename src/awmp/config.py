@@ -26,6 +26,7 @@ ALGOS = tuple(ALGORITHMS)  # the registered algorithms, awmp.algos.registry
 
 MAX_TOTAL_STEPS = 10**13  # beyond any machine's reach: a typo (e.g. 1e15), not a budget
 PRESETS = ("paper", "reference-code")
+TRACKERS = ("none", "wandb")  # --track: besides the CSV and TensorBoard logs
 
 
 @dataclass
@@ -76,6 +77,17 @@ class RunConfig:
     """How many of the newest checkpoints to keep (>= 1)."""
     resume: str | None = None
     """Continue this run directory from its newest checkpoint; other flags must match its config."""
+    track: Literal["none", "wandb"] = "none"
+    """Also log every train.csv and eval.csv row to Weights & Biases (`pip install -e
+    '.[track]'`): one W&B run per run directory, named after it, its files in <run-dir>/wandb;
+    WANDB_MODE=offline logs without an account (README "Tracking")."""
+    wandb_project: str = "awmp"
+    """W&B project of --track wandb runs."""
+    wandb_entity: str | None = None
+    """W&B entity (user or team) of --track wandb runs; None: the account's default entity."""
+    wandb_group: str | None = None
+    """W&B group of --track wandb runs (e.g. one name for all seeds of an experiment); None:
+    no group."""
 
     def algo_config(self):
         """The hyperparameter section of the selected algorithm."""
@@ -150,6 +162,11 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     _check(cfg.log_interval >= 1, "log_interval", cfg.log_interval, ">= 1")
     _check(cfg.checkpoint_interval >= 0, "checkpoint_interval", cfg.checkpoint_interval, ">= 0")
     _check(cfg.keep_checkpoints >= 1, "keep_checkpoints", cfg.keep_checkpoints, ">= 1")
+    _check(cfg.track in TRACKERS, "track", cfg.track, f"one of {', '.join(TRACKERS)}")
+    _check(
+        isinstance(cfg.wandb_project, str) and cfg.wandb_project.strip() != "",
+        "wandb_project", cfg.wandb_project, "a W&B project name",
+    )  # fmt: skip
     algorithm = ALGORITHMS[cfg.algo]
     a, prefix = cfg.algo_config(), algorithm.section
     # The checks every section with these fields gets; the algorithm's own (`check`) follow.
@@ -221,7 +238,17 @@ def _default(f: dataclasses.Field) -> object:
 # Fields that say where a run goes and how it is watched or saved, not what it computes: a
 # resumed run may change them (rundir), an experiment cell ignores them (experiment), runs of
 # one report group may differ in them (report).
-NON_EXPERIMENT_FIELDS = ("run_dir", "resume", "progress", "checkpoint_interval", "keep_checkpoints")
+NON_EXPERIMENT_FIELDS = (
+    "run_dir",
+    "resume",
+    "progress",
+    "checkpoint_interval",
+    "keep_checkpoints",
+    "track",
+    "wandb_project",
+    "wandb_entity",
+    "wandb_group",
+)
 # Of those, the ones that say where: a run's config.json used as a config file must not send
 # the new run into the old run's directory.
 PLACE_FIELDS = ("run_dir", "resume")

@@ -1,4 +1,4 @@
-"""Run-directory writers: eval.csv, train.csv and TensorBoard events."""
+"""Run-directory writers: eval.csv, train.csv, TensorBoard events and (--track) a tracker."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from awmp.errors import UserError
+
+if TYPE_CHECKING:
+    from awmp.track import WandbRun
 
 EVAL_COLUMNS = ("step", "seed", "return_mean", "return_std", "episodes", "wall_s")
 TRAIN_BASE_COLUMNS = (
@@ -91,7 +95,8 @@ class _Csv:
 
 
 class RunLogger:
-    """Writes eval.csv, train.csv (fixed columns known at start) and TensorBoard scalars."""
+    """Writes eval.csv, train.csv (fixed columns known at start) and TensorBoard scalars, and
+    hands every row to `tracker` (awmp.track, `--track`) when one is set."""
 
     def __init__(
         self,
@@ -99,8 +104,11 @@ class RunLogger:
         metric_names: Sequence[str],
         tensorboard: bool = True,
         resume_step: int | None = None,
+        tracker: WandbRun | None = None,
     ):
-        """`resume_step`: continue a resumed run: keep the rows up to that step, then append."""
+        """`resume_step`: continue a resumed run: keep the rows up to that step, then append.
+        `tracker`: also log each row there (awmp.track.open_tracker); closed with the logger."""
+        self.tracker = tracker
         self.eval_csv = _Csv(run_dir / "eval.csv", EVAL_COLUMNS, resume_step)
         self.train_csv = _Csv(
             run_dir / "train.csv", (*TRAIN_BASE_COLUMNS, *metric_names), resume_step
@@ -119,6 +127,8 @@ class RunLogger:
         if self.tb is not None:
             self.tb.add_scalar("eval/return_mean", row["return_mean"], row["step"])
             self.tb.add_scalar("eval/return_std", row["return_std"], row["step"])
+        if self.tracker is not None:
+            self.tracker.log_eval(row)
 
     def log_train(self, row: dict) -> None:
         self.train_csv.write(row)
@@ -127,9 +137,14 @@ class RunLogger:
                 if k in ("step", "seed") or v is None or v == "":
                     continue
                 self.tb.add_scalar(f"train/{k}", float(v), row["step"])
+        if self.tracker is not None:
+            self.tracker.log_train(row)
 
     def close(self) -> None:
         self.eval_csv.close()
         self.train_csv.close()
         if self.tb is not None:
             self.tb.close()
+        if self.tracker is not None:
+            self.tracker.close()
+            self.tracker = None

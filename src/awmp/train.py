@@ -45,6 +45,7 @@ from awmp.rundir import (
     say,
 )
 from awmp.seedrun import DIAGNOSTIC_FILE, EVAL_SEED_OFFSET
+from awmp.track import require as require_tracker
 from awmp.trainer import Components, OnStep, Trainer, TrainingInterrupted
 
 __all__ = [
@@ -86,6 +87,7 @@ def train(
     handler), e.g. in tests.
     """
     validate(cfg)
+    require_tracker(cfg.track)  # --track wandb without wandb installed: refused before any work
     if cfg.run_dir is not None and not str(cfg.run_dir).strip():
         raise ConfigError("invalid run_dir='': must be a directory, or None for the default")
     components = components or Components()

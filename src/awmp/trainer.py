@@ -34,6 +34,7 @@ from awmp.logger import LogResumeError, RunLogger
 from awmp.rundir import RunDirError, checkpoint_interval, checkpoint_seconds, say, write_json
 from awmp.seedaxis import SeedAxis
 from awmp.seedrun import Messages, SeedRun
+from awmp.track import open_tracker
 
 # Called after every environment step with the step number (after that step's logging and
 # evaluation, before its checkpoint); a true return value stops the run there as Ctrl-C does.
@@ -384,6 +385,7 @@ class Trainer:
         for s in self.seeds:
             try:
                 s.logger = RunLogger(s.run_dir, columns, resume_step=resume_step)
+                s.logger.tracker = open_tracker(s.cfg, s.run_dir)  # --track: W&B, or None
             except LogResumeError as e:
                 raise RunDirError(f"cannot resume {s.run_dir}: {e}") from None
             except OSError as e:
