@@ -209,3 +209,20 @@ def test_old_config_json_without_the_tracking_fields_still_loads():
         "none", "awmp", None, None,
     )  # fmt: skip
     assert {"track", "wandb_project", "wandb_entity", "wandb_group"} <= set(NON_EXPERIMENT_FIELDS)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--track", "neptune"], "invalid choice 'neptune' for argument '--track'"),
+        (["--wandb-project", " "], "invalid --wandb-project (wandb_project)=' '"),
+    ],
+)
+def test_bad_tracking_flags_are_refused_in_one_line(capsys, tmp_path, args, message):
+    from awmp.cli import main
+
+    run_dir = tmp_path / "run"
+    assert main(["train", "--track", "wandb", "--run-dir", str(run_dir), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not run_dir.exists()
