@@ -59,9 +59,10 @@ def small_config(algo: str = "sac", env: str = "Pendulum-v1", **overrides) -> Tr
     cfg.eval_episodes = 1
     cfg.log_interval = 100
     cfg.progress = False
-    for section in (cfg.sac, cfg.td3):
+    for section in (cfg.sac, cfg.td3, cfg.crossq):
         section.hidden = (32, 32)
         section.batch_size = 16
+    cfg.crossq.policy_hidden = (32, 32)
     for k, v in overrides.items():
         setattr(cfg, k, v)
     return cfg

@@ -69,6 +69,10 @@ CASES = [
     ),
     pytest.param("sac", "Hopper-v5", 150, "signal", id="sac-hopper-signal", marks=pytest.mark.slow),
     pytest.param("td3", "Hopper-v5", 230, "crash", id="td3-hopper-crash", marks=pytest.mark.slow),
+    pytest.param("crossq", "Pendulum-v1", 170, "signal", id="crossq-pendulum-signal"),
+    pytest.param(
+        "crossq", "Hopper-v5", 230, "crash", id="crossq-hopper-crash", marks=pytest.mark.slow
+    ),
     pytest.param(
         "sac-awmp",
         "Pendulum-v1",

@@ -134,14 +134,15 @@ def test_resuming_a_finished_run_does_nothing(plain_run, tmp_path, tmp_path_fact
 # ----------------------------------------------------------------------------- item 3
 
 
-@pytest.fixture(scope="module", params=["sac", "sac-awmp", "td3"])
+@pytest.fixture(scope="module", params=["sac", "sac-awmp", "td3", "crossq"])
 def saved_policy(request, tmp_path_factory):
     """A run directory of each algorithm holding its initial parameters (no training needed)."""
     cfg = preset("paper")
     cfg.algo, cfg.env = request.param, "test/Asym-v0"  # obs (2,), actions (2,) in asymmetric bounds
-    for section in (cfg.sac, cfg.td3, cfg.awmp):
+    for section in (cfg.sac, cfg.td3, cfg.awmp, cfg.crossq):
         section.hidden = (8, 8)
     cfg.awmp.policy_hidden, cfg.awmp.prior_hidden = (8, 8), (8, 8)
+    cfg.crossq.policy_hidden = (8, 8)
     run_dir = tmp_path_factory.mktemp(request.param)
     _, spec = make_env(cfg.env)
     state = algos.get(cfg.algo).make_agent(spec, cfg.algo_config()).init(jax.random.PRNGKey(0))
@@ -294,7 +295,10 @@ def test_float64_action_bounds_give_no_warning():
     [
         (["--total-steps", "0"], r"^awmp: error: invalid --total-steps \(total_steps\)=0: must be"),
         (["--sac.gamma", "1.5"], r"invalid --sac\.gamma \(sac\.gamma\)=1\.5: must be in \(0, 1\]"),
-        (["--algo", "ppo"], r"invalid --algo \(algo\)='ppo': must be one of sac, sac-awmp, td3"),
+        (
+            ["--algo", "ppo"],
+            r"invalid --algo \(algo\)='ppo': must be one of sac, sac-awmp, td3, crossq",
+        ),
         (
             ["--total-step", "5"],
             r"Unrecognized options: --total-step, 5; did you mean "
@@ -364,14 +368,14 @@ def test_the_command_keeps_compiled_programs_and_off_turns_it_off(plain_run, tmp
     assert not off.exists()
 
 
-@pytest.mark.parametrize("algo", ["sac", "sac-awmp", "td3"])
+@pytest.mark.parametrize("algo", ["sac", "sac-awmp", "td3", "crossq"])
 def test_load_reads_the_saved_values_without_running_init(algo, tmp_path, monkeypatch):
     """awmp.load builds the state's structure with jax.eval_shape (init is traced, never run)
     and ends with exactly the saved values."""
     cfg = small_config(algo, run_dir=str(tmp_path / "r"))
     cfg.total_steps, cfg.progress = 150, False
-    cfg.sac.hidden = cfg.td3.hidden = cfg.awmp.hidden = (16, 16)
-    cfg.awmp.policy_hidden = cfg.awmp.prior_hidden = (16, 16)
+    cfg.sac.hidden = cfg.td3.hidden = cfg.awmp.hidden = cfg.crossq.hidden = (16, 16)
+    cfg.awmp.policy_hidden = cfg.awmp.prior_hidden = cfg.crossq.policy_hidden = (16, 16)
     awmp.train(cfg)
     saved = flax.serialization.msgpack_restore((tmp_path / "r" / PARAMS_FILE).read_bytes())
     real_get = algos.get
