@@ -527,3 +527,27 @@ def test_crossq_learns_pendulum(tmp_path):
     assert [int(r["step"]) for r in rows[-3:]] == [4000, 5000, 6000]
     last3 = np.mean([float(r["return_mean"]) for r in rows[-3:]])
     assert last3 >= PENDULUM_THRESHOLD, (last3, summary)
+
+
+def test_a_seed_in_a_vmapped_group_is_the_seed_alone(tmp_path):
+    """`--seeds 0,1` vmaps the whole state, BRN statistics included: seed 1 of the group ends
+    where seed 1 alone does (to float rounding, as tests/test_multiseed.py checks for SAC)."""
+
+    def cfg(name, seeds):
+        c = small_config(algo="crossq", run_dir=str(tmp_path / name), seeds=seeds)
+        c.crossq.hidden, c.crossq.policy_hidden, c.crossq.batch_size = (16,), (8,), 8
+        c.total_steps, c.eval_interval = 200, 200
+        return c
+
+    awmp.train(cfg("alone", (1,)))
+    awmp.train(cfg("group", (0, 1)))
+    alone = awmp.load(tmp_path / "alone" / "seed1").state
+    group = awmp.load(tmp_path / "group" / "seed1").state
+    assert int(alone.step) == int(group.step) > 0
+    for name in ("actor", "actor_stats", "critic", "critic_stats", "log_alpha"):
+        for x, y in zip(
+            jax.tree.leaves(getattr(alone, name)),
+            jax.tree.leaves(getattr(group, name)),
+            strict=True,
+        ):
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-3, atol=1e-5)
