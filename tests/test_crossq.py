@@ -441,6 +441,14 @@ def test_crossq_config_defaults_and_validation():
     assert (c.hidden, c.policy_hidden, c.batch_size, c.lr) == ((2048, 2048), (256, 256), 256, 1e-3)
     assert (c.adam_b1, c.adam_b2, c.policy_delay, c.brn_momentum) == (0.5, 0.999, 3, 0.99)
     assert (c.alpha, c.learn_alpha, c.brn_warmup_steps) == (1.0, True, 100_000)
+    # The paper-size agent's state, built abstractly (no 2048-wide compute).
+    state = jax.eval_shape(crossq.make_agent(EnvSpec(11, 3), c).init, jax.random.PRNGKey(0))
+    dense = state.critic["Vmap_BRNQNet_0"]
+    assert dense["Dense_0"]["kernel"].shape == (2, 14, 2048)
+    assert dense["Dense_1"]["kernel"].shape == (2, 2048, 2048)
+    assert state.critic_stats["Vmap_BRNQNet_0"]["BatchRenorm_2"]["mean"].shape == (2, 2048)
+    assert state.actor["Dense_1"]["kernel"].shape == (256, 256)
+    assert not hasattr(state, "target_critic")  # no target networks
     for field, value, message in (
         ("policy_delay", 0, r"crossq.policy_delay=0: must be >= 1"),
         ("brn_momentum", 1.0, r"crossq.brn_momentum=1.0"),
