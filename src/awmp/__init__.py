@@ -1,10 +1,9 @@
 """awmp: SAC-AWMP (Soft Actor-Critic with an Advantage-Weighted Mixture Policy), SAC and TD3."""
 
-__version__ = "0.1.0"
-
-from awmp import tasks  # noqa: E402,F401  (registers awmp/Switch-v0 with gymnasium)
-from awmp.config import TrainConfig, preset  # noqa: E402
-from awmp.evaluate import load  # noqa: E402
-from awmp.train import resume  # noqa: E402  (awmp.train: the module, callable as awmp.train(cfg))
+from awmp import tasks  # noqa: F401  (registers awmp/Switch-v0 with gymnasium)
+from awmp._version import __version__
+from awmp.config import TrainConfig, preset
+from awmp.evaluate import load
+from awmp.train import resume  # (awmp.train: the module, callable as awmp.train(cfg))
 
 __all__ = ["TrainConfig", "__version__", "load", "preset", "resume", "train"]

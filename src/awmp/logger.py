@@ -133,3 +133,10 @@ class RunLogger:
         self.train_csv.close()
         if self.tb is not None:
             self.tb.close()
+
+
+def window_steps_per_second(run_dir: Path, start: int, end: int) -> float:
+    """Environment steps per second of wall time between two logged steps of train.csv."""
+    with open(run_dir / "train.csv", newline="") as f:
+        rows = {int(r["step"]): float(r["wall_s"]) for r in csv.DictReader(f)}
+    return (end - start) / (rows[end] - rows[start])
