@@ -4,6 +4,15 @@ from awmp import tasks  # noqa: F401  (registers awmp/Switch-v0 with gymnasium)
 from awmp._version import __version__
 from awmp.config import TrainConfig, preset
 from awmp.evaluate import load
-from awmp.train import resume  # (awmp.train: the module, callable as awmp.train(cfg))
+from awmp.train import resume, resume_seeds, train_seeds  # awmp.train: the module, callable
 
-__all__ = ["TrainConfig", "__version__", "load", "preset", "resume", "train"]
+__all__ = [
+    "TrainConfig",
+    "__version__",
+    "load",
+    "preset",
+    "resume",
+    "resume_seeds",
+    "train",
+    "train_seeds",
+]

@@ -365,10 +365,13 @@ def run_train(cfg, on_step=None) -> int:
     """train(cfg) with `awmp train`'s exit codes (0, 2 bad input, 3 diverged, 130/143 stopped);
     prints the summary as JSON on success.
     `on_step`: as for awmp.train.train."""
-    from awmp.train import train
+    from awmp.train import train, train_seeds
 
     try:
-        run_dir, summary = train(cfg, on_step=on_step)
+        if cfg.seeds:  # a seed group: a summary per seed
+            summary = train_seeds(cfg, on_step=on_step).summaries
+        else:
+            summary = train(cfg, on_step=on_step).summary
     except AwmpError as e:
         return _report(e)
     except KeyboardInterrupt as e:  # train() has printed where the run is and how to resume
