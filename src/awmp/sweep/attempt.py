@@ -26,8 +26,9 @@ from awmp.errors import EXIT_BAD_INPUT, EXIT_DIVERGED
 
 NO_RETRY = {EXIT_BAD_INPUT: "bad input or unusable run directory", EXIT_DIVERGED: "diverged"}
 POLL_S = 0.5  # how often a running attempt's run directory is read
-# What an attempt runs (after the Python interpreter): this module's cell entry point.
-# A test may run another entry that installs a fault and then calls _cell_main.
+# What an attempt runs (after the Python interpreter): the package's cell entry point
+# (awmp.sweep.__main__ -> awmp.sweep.cell). A test may run another entry that installs a fault
+# and then calls awmp.sweep._cell_main.
 CELL_COMMAND = ("-m", "awmp.sweep")
 
 
