@@ -547,8 +547,8 @@ def test_a_seed_in_a_vmapped_group_is_the_seed_alone(tmp_path):
         c.total_steps, c.eval_interval = 200, 200
         return c
 
-    awmp.train(cfg("alone", (1,)))
-    awmp.train(cfg("group", (0, 1)))
+    awmp.train_seeds(cfg("alone", (1,)))
+    awmp.train_seeds(cfg("group", (0, 1)))
     alone = awmp.load(tmp_path / "alone" / "seed1").state
     group = awmp.load(tmp_path / "group" / "seed1").state
     assert int(alone.step) == int(group.step) > 0

@@ -181,3 +181,18 @@ def test_preset_per_grid_is_its_own_variant():
     ref = cells[1].config
     assert ref.preset == "reference-code" and ref.awmp.acting == "weighted"
     assert "--preset reference-code" in experiment.train_command(ref, Path("x"))
+
+
+def test_bad_worker_counts_are_refused(tmp_path, capsys):
+    """The layout comes from placement.plan_layout, which refuses counts below 1."""
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    out = tmp_path / "runs"
+    for args, message in (
+        (["--workers", "0"], "invalid workers 0: must be >= 1"),
+        (["--threads-per-run", "-1"], "invalid threads per run -1: must be >= 1"),
+    ):
+        assert cli_main(["experiment", str(path), "--out", str(out), *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("awmp: error:") and message in err, err
+    assert not out.exists()

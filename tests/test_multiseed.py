@@ -28,7 +28,14 @@ from awmp.buffer import ReplayBuffer
 from awmp.cli import main
 from awmp.envs import make_env
 from awmp.evaluate import PARAMS_FILE
-from awmp.train import Components, RunDirError, TrainingInterrupted, resume, train
+from awmp.train import (
+    Components,
+    RunDirError,
+    TrainingInterrupted,
+    resume,
+    resume_seeds,
+    train_seeds,
+)
 
 GROUP = (1, 3, 4)
 WARMUP, UPDATES = 100, 100
@@ -97,7 +104,7 @@ def _assert_close(a, b, algo: str = "sac", rtol: float = 1e-4) -> None:
 
 def _train_recording(cfg) -> list:
     _RecordingBuffer.made = []
-    train(cfg, components=Components(make_buffer=_RecordingBuffer))
+    train_seeds(cfg, components=Components(make_buffer=_RecordingBuffer))
     return list(_RecordingBuffer.made)
 
 
@@ -172,7 +179,7 @@ def test_group_stops_and_resumes_together_bitwise(runs, tmp_path, capsys):
     ref = runs["root"] / "group"
     cfg = _config(tmp_path / "group", GROUP)
     with pytest.raises(TrainingInterrupted) as info:
-        train(cfg, on_step=stop_at(120))
+        train_seeds(cfg, on_step=stop_at(120))
     dirs = [tmp_path / "group" / f"seed{s}" for s in GROUP]
     assert info.value.run_dir == dirs and info.value.step == 120
     err = capsys.readouterr().err
@@ -188,7 +195,7 @@ def test_group_stops_and_resumes_together_bitwise(runs, tmp_path, capsys):
     # ...while the group continues together, bit for bit; a kill between the seeds' checkpoint
     # writes (here: seed 4 lacks step 120) makes it resume from the newest step all have.
     dict(checkpoint.list_checkpoints(dirs[2]))[120].unlink()
-    out_dirs, summaries = resume(dirs)
+    out_dirs, summaries = resume_seeds(dirs)
     assert out_dirs == dirs and [s["seed"] for s in summaries] == list(GROUP)
     assert "resuming the group from step 100" in capsys.readouterr().err
     for seed, d in zip(GROUP, dirs, strict=True):
@@ -199,14 +206,14 @@ def test_group_resume_refusals(runs, tmp_path, capsys):
     root = runs["root"]
     g1, g3, alone3 = root / "group" / "seed1", root / "group" / "seed3", root / "alone" / "seed3"
     with pytest.raises(RunDirError, match=r"seeds \(3, 3\) repeat a seed"):
-        resume([g3, alone3])
+        resume_seeds([g3, alone3])
     other = tmp_path / "other"
     shutil.copytree(g1, other)
     meta = json.loads((other / "config.json").read_text())
     meta["config"]["sac"]["lr"] = 1e-3
     (other / "config.json").write_text(json.dumps(meta))
     with pytest.raises(RunDirError, match=r"differs from that of .* in more than the seed: sac.lr"):
-        resume([g3, other])
+        resume_seeds([g3, other])
     rc = main(["train", "--resume", f"{g1},{g3}", "--seeds", "1,4"])
     assert rc == 2
     assert "seeds=(1, 4) differs from the seeds (1, 3) of these run directories" in (
@@ -249,8 +256,8 @@ def test_cli_few_steps_default_sibling_directories(tmp_path, monkeypatch, capsys
 @pytest.mark.slow
 def test_sac_awmp_group_runs_prior_bursts_per_seed(tmp_path):
     """The prior burst (hook) drawn per seed and vmapped: seed 1 in (0, 1) is seed 1 alone."""
-    dirs, summaries = train(_config(tmp_path / "group", (0, 1), "sac-awmp"))
-    alone, _ = train(_config(tmp_path / "alone", (1,), "sac-awmp"))
+    dirs, summaries = train_seeds(_config(tmp_path / "group", (0, 1), "sac-awmp"))
+    alone, _ = train_seeds(_config(tmp_path / "alone", (1,), "sac-awmp"))
     alone = alone[0]
     for d in (*dirs, alone):
         last = rows(d / "train.csv")[-1]

@@ -284,3 +284,24 @@ def test_cell_subprocess_dies_with_its_launcher():
     code = "from awmp.sweep import _die_with_parent; _die_with_parent(parent_pid=1)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
     assert proc.returncode == -signal.SIGTERM, proc.stderr
+
+
+def test_a_cell_runs_the_real_train_command_on_its_config_file(grid, tmp_path):
+    """A fresh attempt writes its cell's config to a file; `awmp train --config-file FILE
+    --run-dir DIR` (what the cell runs) parses it back to exactly the cell's config."""
+    from awmp.cli_train import parse_train_config
+    from awmp.config import from_dict
+    from awmp.grid import cells_from_args
+
+    class Args:
+        experiment, budget, seeds, envs, only, set = str(grid), None, None, None, None, []
+
+    _, cells = cells_from_args(Args)
+    jobs = sweep.plan(cells, tmp_path / "out", tmp_path / "records")
+    for job in jobs:
+        path = tmp_path / f"{job.spec.key}.config.json"
+        path.write_text(json.dumps(job.spec.config))
+        cfg = parse_train_config(["--config-file", str(path), "--run-dir", job.spec.run_dir])
+        wanted = from_dict(job.spec.config)
+        wanted.run_dir = job.spec.run_dir
+        assert cfg == wanted and not cfg.progress

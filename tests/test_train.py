@@ -68,8 +68,17 @@ def test_awmp_train_is_the_module_and_callable(tiny_cfg):
     with pytest.raises(ConfigError, match="total_steps"):  # the call goes to train()
         awmp.train(tiny_cfg(total_steps=0))
     run_dir, _ = awmp.train(tiny_cfg(total_steps=20, warmup_steps=10, eval_interval=20))
-    _, summary = awmp.train.resume(run_dir)  # finished: returns the saved summary
-    assert summary["steps_done"] == 20
+    run = awmp.train.resume(run_dir)  # finished: returns the saved summary
+    assert run.run_dir == run_dir and run.summary["steps_done"] == 20
+    # One run per call; a seed group is its own function, and says so.
+    with pytest.raises(ConfigError, match=r"cfg.seeds=\(0, 1\) .*awmp.train_seeds\(cfg\)"):
+        awmp.train(tiny_cfg(seeds=(0, 1)))
+    with pytest.raises(ConfigError, match="train_seeds\\(cfg\\) needs cfg.seeds"):
+        awmp.train_seeds(tiny_cfg())
+    with pytest.raises(awmp.train.RunDirError, match=r"awmp.resume_seeds\(run_dirs\)"):
+        awmp.resume([run_dir, run_dir])
+    assert awmp.train_seeds is awmp.train.train_seeds
+    assert awmp.resume_seeds is awmp.train.resume_seeds
 
 
 def test_evaluation_does_not_change_params(tiny_cfg):

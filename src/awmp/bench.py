@@ -33,6 +33,7 @@ import numpy as np
 
 from awmp import compile_cache
 from awmp.config import TrainConfig, preset
+from awmp.logger import window_steps_per_second
 
 
 @dataclass
@@ -123,14 +124,6 @@ def _our_config(algo: str, env: str, steps: int, warmup: int, setting: str, **aw
     return cfg
 
 
-def _window_sps(run_dir: Path, start: int, end: int) -> float:
-    import csv
-
-    with open(run_dir / "train.csv", newline="") as f:
-        rows = {int(r["step"]): float(r["wall_s"]) for r in csv.DictReader(f)}
-    return (end - start) / (rows[end] - rows[start])
-
-
 def _bare_update_seconds(cfg: TrainConfig, iters: int = 200) -> float:
     """Seconds per fused train step (update + act) on a fixed batch, jitted, no env or buffer."""
     from awmp import algos
@@ -182,7 +175,7 @@ def ours(
         with tempfile.TemporaryDirectory() as tmp:
             cfg.run_dir = str(Path(tmp) / "run")
             run_dir, _ = api.train(cfg)
-            sps = _window_sps(run_dir, warmup + burn_in, steps)
+            sps = window_steps_per_second(run_dir, warmup + burn_in, steps)
         out = {"steps_per_s": sps}
         if algo == "sac-awmp":
             t_burst = _prior_burst_seconds(cfg)

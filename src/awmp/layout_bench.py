@@ -59,9 +59,9 @@ def _train_args(run_dir: Path, env: str, algo: str, steps: dict, hidden: list[st
 
 
 def _sps(run_dir: Path, start: int, end: int) -> float:
-    from awmp.bench import _window_sps
+    from awmp.logger import window_steps_per_second
 
-    return _window_sps(run_dir, start, end)
+    return window_steps_per_second(run_dir, start, end)
 
 
 def run_layout(layout: dict, env: str, algo: str, steps: dict, hidden: list[str], tmp: Path):

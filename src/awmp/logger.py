@@ -148,3 +148,10 @@ class RunLogger:
         if self.tracker is not None:
             self.tracker.close()
             self.tracker = None
+
+
+def window_steps_per_second(run_dir: Path, start: int, end: int) -> float:
+    """Environment steps per second of wall time between two logged steps of train.csv."""
+    with open(run_dir / "train.csv", newline="") as f:
+        rows = {int(r["step"]): float(r["wall_s"]) for r in csv.DictReader(f)}
+    return (end - start) / (rows[end] - rows[start])

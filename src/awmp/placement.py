@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from awmp.errors import UserError
+
 SINGLE_THREAD_FLAG = "--xla_cpu_multi_thread_eigen=false"
 
 
@@ -52,13 +54,14 @@ class Layout:
 
 
 def plan_layout(workers: int | None, threads_per_run: int = 1) -> Layout:
-    """The layout for `workers` runs at once (None: as many as the cores hold)."""
+    """The layout for `workers` runs at once (None: as many as the cores hold), `threads_per_run`
+    cores each. Raises UserError for a count below 1."""
     if threads_per_run < 1:
-        raise ValueError(f"invalid threads per run {threads_per_run}: must be >= 1")
+        raise UserError(f"invalid threads per run {threads_per_run}: must be >= 1")
     cores = available_cores()
     n = workers if workers is not None else max(1, len(cores) // threads_per_run)
     if n < 1:
-        raise ValueError(f"invalid workers {n}: must be >= 1")
+        raise UserError(f"invalid workers {n}: must be >= 1")
     fits = n * threads_per_run <= len(cores)
     slots = None
     if fits and can_pin():

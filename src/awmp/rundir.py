@@ -20,7 +20,8 @@ from pathlib import Path
 
 import jax
 
-from awmp import __version__, checkpoint
+from awmp import checkpoint
+from awmp._version import __version__
 from awmp.config import (
     NON_EXPERIMENT_FIELDS,
     TrainConfig,

@@ -1,4 +1,5 @@
-"""Train: the public entry points `train(cfg)` and `resume(run_dir)`.
+"""Train: the public entry points `train(cfg)`, `train_seeds(cfg)`, `resume(run_dir)` and
+`resume_seeds(run_dirs)`.
 
 This module only wires the pieces together: check the config, find or create the run
 directories (awmp.rundir), make the envs, and hand them to the loop (awmp.trainer.Trainer).
@@ -7,7 +8,8 @@ Many seeds (`seeds`): N agents, each with its own env, evaluation env, replay bu
 generator and PRNGKey(seed), exactly as N single-seed runs would have them; their device
 states share one leading seed axis (awmp.seedaxis). Each seed writes a normal run directory;
 `--resume DIR1,DIR2` continues the group together, `--resume DIR` one seed alone. With one seed
-nothing is vmapped: the numbers are those of the plain loop.
+nothing is vmapped: the numbers are those of the plain loop. `train` and `resume` return one
+`Run` (run_dir, summary); `train_seeds` and `resume_seeds` a `SeedGroup` (run_dirs, summaries).
 
 Long runs (README "Long runs"): a checkpoint (awmp.checkpoint) every `checkpoint_interval`
 steps, at the end, and on SIGINT/SIGTERM; `resume` continues a run from its newest checkpoint
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import sys
 import types
+from pathlib import Path
+from typing import NamedTuple
 
 from awmp.callbacks import Callback, StepFunction
 from awmp.config import ConfigError, TrainConfig, env_kwargs, validate
@@ -60,10 +64,34 @@ __all__ = [
     "create_run_dir",
     "default_run_dir",
     "load_run_config",
+    "Run",
+    "SeedGroup",
     "resume",
+    "resume_seeds",
     "run_metadata",
     "train",
+    "train_seeds",
 ]
+
+
+class Run(NamedTuple):
+    """One run: its directory and its summary (summary.json as a dict). A pair, so
+    `run_dir, summary = awmp.train(cfg)` unpacks it."""
+
+    run_dir: Path
+    summary: dict
+
+
+class SeedGroup(NamedTuple):
+    """The runs of a seed group, in the order of `seeds`: `run_dirs, summaries =
+    awmp.train_seeds(cfg)`; `runs` pairs them up."""
+
+    run_dirs: list[Path]
+    summaries: list[dict]
+
+    @property
+    def runs(self) -> list[Run]:
+        return [Run(d, s) for d, s in zip(self.run_dirs, self.summaries, strict=True)]
 
 
 def train(
@@ -72,20 +100,47 @@ def train(
     on_step: OnStep | None = None,
     callbacks: list[Callback] | tuple = (),
     components: Components | None = None,
-):
-    """Train as `cfg` says; return (run directory, summary dict).
+) -> Run:
+    """Train one run as `cfg` says; return its (run directory, summary dict) as a `Run`.
 
-    With `cfg.seeds`, train those seeds together (one vmapped update per step) and return
-    ([run directory per seed], [summary per seed]) in the order of `seeds`.
-    With `cfg.resume` set, continue that run directory (or comma-separated group) from its
-    newest checkpoint instead; every experiment field of `cfg` must equal the saved config
-    (see `resume`).
+    With `cfg.resume` set, continue that run directory from its newest checkpoint instead;
+    every experiment field of `cfg` must equal the saved config (see `resume`).
     `on_step(step)` is called after every environment step; a true return value stops the run
     there with a checkpoint, as Ctrl-C does (TrainingInterrupted). `callbacks`: awmp.callbacks.
     Callback objects with hooks at step, log, evaluation and checkpoint, each able to stop it.
     `components` replaces parts of the loop (the replay buffer, the env maker, the signal
-    handler), e.g. in tests.
+    handler), e.g. in tests. A config with `seeds` is a seed group: `train_seeds(cfg)`.
     """
+    if cfg.seeds:
+        raise ConfigError(
+            f"train(cfg) trains one run, and cfg.seeds={tuple(cfg.seeds)} asks for a seed group: "
+            "call awmp.train_seeds(cfg)"
+        )
+    return _train(cfg, on_step, callbacks, components).runs[0]
+
+
+def train_seeds(
+    cfg: TrainConfig,
+    *,
+    on_step: OnStep | None = None,
+    callbacks: list[Callback] | tuple = (),
+    components: Components | None = None,
+) -> SeedGroup:
+    """Train the seeds `cfg.seeds` together (one vmapped update per step; each seed exactly as
+    its own run would be, up to vmap's last bits); return ([run directory per seed], [summary
+    per seed]) in the order of `seeds`, as a `SeedGroup`. `cfg.resume` (a comma-separated
+    group), `on_step`, `callbacks` and `components` as for `train`."""
+    if not cfg.seeds:
+        raise ConfigError("train_seeds(cfg) needs cfg.seeds, e.g. (0, 1, 2); one run: train(cfg)")
+    return _train(cfg, on_step, callbacks, components)
+
+
+def _train(
+    cfg: TrainConfig,
+    on_step: OnStep | None,
+    callbacks: list[Callback] | tuple,
+    components: Components | None,
+) -> SeedGroup:
     validate(cfg)
     require_tracker(cfg.track)  # --track wandb without wandb installed: refused before any work
     if cfg.run_dir is not None and not str(cfg.run_dir).strip():
@@ -102,7 +157,7 @@ def train(
                 f"{where}: already finished ({cfg.total_steps} of {cfg.total_steps} steps); "
                 "nothing to do (a larger --total-steps extends it)"
             )
-            return (dirs[0], done[0]) if not cfg.seeds else (dirs, done)
+            return SeedGroup(dirs, done)
         ckpts = resume_checkpoints(cfg, group)
         extend(dirs, cfg)  # a larger total_steps: config.json says so from now on
     elif len(group) > 1:  # refuse before creating any of the seeds' directories
@@ -120,21 +175,10 @@ def train(
     finally:
         for e in envs:
             e.close()
-    if not cfg.seeds:
-        return results[0]
-    return [d for d, _ in results], [s for _, s in results]
+    return SeedGroup([d for d, _ in results], [s for _, s in results])
 
 
-def resume(
-    run_dir, *, on_step: OnStep | None = None, callbacks: list[Callback] | tuple = (), **free_fields
-):
-    """Continue the run in `run_dir` from its newest checkpoint (Python form of `--resume`).
-
-    `run_dir` may be a list (or comma-separated string) of run directories of one multi-seed
-    run: they continue together, and lists come back as from `train` with `seeds`.
-    Only RESUME_FREE_FIELDS may be given (e.g. progress=False, checkpoint_interval=...);
-    `on_step` and `callbacks` as for `train`.
-    """
+def _resume_config(run_dir, free_fields: dict) -> TrainConfig:
     if isinstance(run_dir, (list, tuple)):
         run_dir = ",".join(map(str, run_dir))
     cfg = load_run_config(run_dir)
@@ -144,14 +188,49 @@ def resume(
     for k, v in free_fields.items():
         setattr(cfg, k, v)
     cfg.resume = str(run_dir)
-    return train(cfg, on_step=on_step, callbacks=callbacks)
+    return cfg
+
+
+def resume(
+    run_dir: str | Path,
+    *,
+    on_step: OnStep | None = None,
+    callbacks: list[Callback] | tuple = (),
+    **free_fields,
+) -> Run:
+    """Continue the run in `run_dir` from its newest checkpoint (Python form of `--resume`);
+    return it as `train` does. Only RESUME_FREE_FIELDS may be given (e.g. progress=False,
+    checkpoint_interval=...); `on_step` and `callbacks` as for `train`. The directories of a
+    seed group, continued together: `resume_seeds`."""
+    if isinstance(run_dir, (list, tuple)) or "," in str(run_dir):
+        raise RunDirError(
+            f"resume() continues one run directory, not {run_dir!r}: for a seed group, call "
+            "awmp.resume_seeds(run_dirs)"
+        )
+    return train(_resume_config(run_dir, free_fields), on_step=on_step, callbacks=callbacks)
+
+
+def resume_seeds(
+    run_dirs: list | tuple | str,
+    *,
+    on_step: OnStep | None = None,
+    callbacks: list[Callback] | tuple = (),
+    **free_fields,
+) -> SeedGroup:
+    """Continue the run directories of a seed group together (a list, or one comma-separated
+    string; `--resume DIR1,DIR2`), from the newest step every seed has a checkpoint for; return
+    lists as `train_seeds` does. Free fields, `on_step` and `callbacks` as for `resume`."""
+    cfg = _resume_config(run_dirs, free_fields)
+    if not cfg.seeds:  # one directory: a group of one
+        cfg.seeds = (cfg.seed,)
+    return train_seeds(cfg, on_step=on_step, callbacks=callbacks)
 
 
 class _CallableModule(types.ModuleType):
     """This module's type: calling the module calls `train`, so `awmp.train(cfg)` (the documented
     call) and `awmp.train.resume(run_dir)` both work on the one object `awmp.train`."""
 
-    def __call__(self, cfg: TrainConfig, **kwargs):
+    def __call__(self, cfg: TrainConfig, **kwargs) -> Run:
         return train(cfg, **kwargs)
 
 

@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from awmp import __version__, algos, checkpoint
+from awmp import algos, checkpoint
+from awmp._version import __version__
 from awmp.buffer import ReplayBuffer
 from awmp.callbacks import Callback, Callbacks
 from awmp.config import TrainConfig, to_dict

@@ -22,6 +22,7 @@ code (adityab/CrossQ, train.py `-algo crossq`, sbx/sac/{sac,policies}.py); docs/
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -221,13 +222,23 @@ def temperature_loss(log_alpha: jax.Array, entropy_gap: jax.Array) -> jax.Array:
     return jnp.exp(log_alpha) * entropy_gap
 
 
-def make_agent(spec: EnvSpec, cfg: CrossQConfig) -> Agent:
-    nets = make_nets(spec, cfg)
-    opt = optax.adam(cfg.lr, b1=cfg.adam_b1, b2=cfg.adam_b2)
-    alpha_opt_tx = optax.adam(cfg.lr)  # the reference code's temperature optimiser: Adam defaults
-    target_entropy = -float(spec.act_dim)
+class CrossQ:
+    """CrossQ's networks and pure functions for one (EnvSpec, CrossQConfig).
 
-    def init(key: jax.Array) -> CrossQState:
+    `agent` is what the training loop uses; the methods are pure functions of a state (as in
+    awmp.algos.sac.SAC and awmp.algos.sac_awmp.AWMP), so tests and tools can call them directly.
+    """
+
+    def __init__(self, spec: EnvSpec, cfg: CrossQConfig) -> None:
+        self.spec, self.cfg = spec, cfg
+        self.nets = make_nets(spec, cfg)
+        self.opt = optax.adam(cfg.lr, b1=cfg.adam_b1, b2=cfg.adam_b2)
+        # the reference code's temperature optimiser: Adam defaults
+        self.alpha_opt_tx = optax.adam(cfg.lr)
+        self.target_entropy = -float(spec.act_dim)
+
+    def init(self, key: jax.Array) -> CrossQState:
+        spec, cfg, nets, opt = self.spec, self.cfg, self.nets, self.opt
         k_actor, k_critic, key = jax.random.split(key, 3)
         obs = jnp.zeros((1, spec.obs_dim))
         act = jnp.zeros((1, spec.act_dim))
@@ -242,34 +253,37 @@ def make_agent(spec: EnvSpec, cfg: CrossQConfig) -> Agent:
             log_alpha=log_alpha,
             actor_opt=opt.init(actor),
             critic_opt=opt.init(critic),
-            alpha_opt=alpha_opt_tx.init(log_alpha),
+            alpha_opt=self.alpha_opt_tx.init(log_alpha),
             key=key,
             step=jnp.zeros((), jnp.int32),
             last_pi_loss=jnp.zeros((), jnp.float32),
             last_entropy=jnp.zeros((), jnp.float32),
         )
 
-    def alpha_of(log_alpha: jax.Array) -> jax.Array:
+    def alpha_of(self, log_alpha: jax.Array) -> jax.Array:
+        cfg = self.cfg
         return jnp.exp(log_alpha) if cfg.learn_alpha else jnp.asarray(cfg.alpha, jnp.float32)
 
-    def policy_eval(state: CrossQState, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        return nets.actor_eval.apply(_vars(state.actor, state.actor_stats), obs)
+    def policy_eval(self, state: CrossQState, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return self.nets.actor_eval.apply(_vars(state.actor, state.actor_stats), obs)
 
-    def act(state: CrossQState, obs: jax.Array):
+    def act(self, state: CrossQState, obs: jax.Array) -> tuple[CrossQState, jax.Array, dict]:
         key, sub = jax.random.split(state.key)
-        mean, log_std = policy_eval(state, obs)
+        mean, log_std = self.policy_eval(state, obs)
         action, _ = sample_tanh_gaussian(sub, mean, log_std)
         return state.replace(key=key), action, {}
 
-    def act_deterministic(state: CrossQState, obs: jax.Array) -> jax.Array:
-        return jnp.tanh(policy_eval(state, obs)[0])
+    def act_deterministic(self, state: CrossQState, obs: jax.Array) -> jax.Array:
+        return jnp.tanh(self.policy_eval(state, obs)[0])
 
-    def update(state: CrossQState, batch):
+    def update(self, state: CrossQState, batch: dict) -> tuple[CrossQState, dict]:
+        cfg, nets, opt, alpha_opt_tx = self.cfg, self.nets, self.opt, self.alpha_opt_tx
+        target_entropy = self.target_entropy
         key, k_next, k_pi = jax.random.split(state.key, 3)
-        alpha = alpha_of(state.log_alpha)
+        alpha = self.alpha_of(state.log_alpha)
 
         # Next actions from the actor in eval mode (reference code: train=False).
-        mean, log_std = policy_eval(state, batch["next_obs"])
+        mean, log_std = self.policy_eval(state, batch["next_obs"])
         next_a, next_logp = sample_tanh_gaussian(k_next, mean, log_std)
         next_a, next_logp = jax.lax.stop_gradient((next_a, next_logp))
 
@@ -338,13 +352,25 @@ def make_agent(spec: EnvSpec, cfg: CrossQConfig) -> Agent:
         }
         return new_state, metrics
 
-    return Agent(
-        name="crossq",
-        init=init,
-        act=act,
-        act_deterministic=act_deterministic,
-        update=update,
-    )
+    @functools.cached_property
+    def agent(self) -> Agent:
+        return Agent(
+            name="crossq",
+            init=self.init,
+            act=self.act,
+            act_deterministic=self.act_deterministic,
+            update=self.update,
+        )
+
+
+def build(spec: EnvSpec, cfg: CrossQConfig) -> CrossQ:
+    """CrossQ's networks and pure functions (the Agent is `build(...).agent`)."""
+    return CrossQ(spec, cfg)
+
+
+def make_agent(spec: EnvSpec, cfg: CrossQConfig) -> Agent:
+    """The CrossQ Agent for the training loop (awmp.algos interface)."""
+    return build(spec, cfg).agent
 
 
 ALGORITHM = Algorithm(

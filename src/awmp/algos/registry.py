@@ -8,8 +8,10 @@ presets, checks), the CLI (--algo, --<section>.* flags), experiment and report r
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from awmp.algos import Algorithm
+if TYPE_CHECKING:  # a type only: awmp.algos imports this module (algos.get)
+    from awmp.algos import Algorithm
 
 MODULES = (
     "awmp.algos.sac",

@@ -9,6 +9,7 @@ Losses, with B an off-policy batch from the replay buffer:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -67,18 +68,27 @@ class SACState:
     step: jax.Array
 
 
-def make_agent(spec: EnvSpec, cfg: SACConfig) -> Agent:
-    actor_net = GaussianPolicy(tuple(cfg.hidden), spec.act_dim)
-    critic_net = TwinCritic(tuple(cfg.hidden))
-    opt = optax.adam(cfg.lr)
-    target_entropy = -float(spec.act_dim)
+class SAC:
+    """SAC's networks and pure functions for one (EnvSpec, SACConfig).
 
-    def init(key: jax.Array) -> SACState:
+    `agent` is what the training loop uses; the methods are pure functions of a state (as in
+    awmp.algos.sac_awmp.AWMP), so tests and tools can call them directly.
+    """
+
+    def __init__(self, spec: EnvSpec, cfg: SACConfig) -> None:
+        self.spec, self.cfg = spec, cfg
+        self.actor_net = GaussianPolicy(tuple(cfg.hidden), spec.act_dim)
+        self.critic_net = TwinCritic(tuple(cfg.hidden))
+        self.opt = optax.adam(cfg.lr)
+        self.target_entropy = -float(spec.act_dim)
+
+    def init(self, key: jax.Array) -> SACState:
+        cfg, spec, opt = self.cfg, self.spec, self.opt
         k_actor, k_critic, key = jax.random.split(key, 3)
         obs = jnp.zeros((1, spec.obs_dim))
         act = jnp.zeros((1, spec.act_dim))
-        actor = actor_net.init(k_actor, obs)
-        critic = critic_net.init(k_critic, obs, act)
+        actor = self.actor_net.init(k_actor, obs)
+        critic = self.critic_net.init(k_critic, obs, act)
         log_alpha = jnp.asarray(math.log(cfg.alpha) if cfg.alpha > 0 else -jnp.inf, jnp.float32)
         return SACState(
             actor=actor,
@@ -92,22 +102,27 @@ def make_agent(spec: EnvSpec, cfg: SACConfig) -> Agent:
             step=jnp.zeros((), jnp.int32),
         )
 
-    def alpha_of(state: SACState) -> jax.Array:
-        return jnp.exp(state.log_alpha) if cfg.learn_alpha else jnp.asarray(cfg.alpha)
+    def alpha(self, state: SACState) -> jax.Array:
+        """The entropy temperature: learned (exp log_alpha) or the configured constant."""
+        return jnp.exp(state.log_alpha) if self.cfg.learn_alpha else jnp.asarray(self.cfg.alpha)
 
-    def act(state: SACState, obs: jax.Array):
+    def act(self, state: SACState, obs: jax.Array) -> tuple[SACState, jax.Array, dict]:
+        """A tanh-Gaussian sample (exploration); the state's key advances."""
         key, sub = jax.random.split(state.key)
-        mean, log_std = actor_net.apply(state.actor, obs)
+        mean, log_std = self.actor_net.apply(state.actor, obs)
         action, _ = sample_tanh_gaussian(sub, mean, log_std)
         return state.replace(key=key), action, {}
 
-    def act_deterministic(state: SACState, obs: jax.Array) -> jax.Array:
-        mean, _ = actor_net.apply(state.actor, obs)
+    def act_deterministic(self, state: SACState, obs: jax.Array) -> jax.Array:
+        """tanh of the policy mean (evaluation)."""
+        mean, _ = self.actor_net.apply(state.actor, obs)
         return jnp.tanh(mean)
 
-    def update(state: SACState, batch):
+    def update(self, state: SACState, batch: dict) -> tuple[SACState, dict]:
+        """One gradient step: critics (eq. 22-23), policy (eq. 26), alpha (eq. 18), target."""
+        cfg, opt, actor_net, critic_net = self.cfg, self.opt, self.actor_net, self.critic_net
         key, k_next, k_pi = jax.random.split(state.key, 3)
-        alpha = alpha_of(state)
+        alpha = self.alpha(state)
 
         # Critic target (eq. 23, SAC-v2 form): bootstrap unless truly terminated.
         mean, log_std = actor_net.apply(state.actor, batch["next_obs"])
@@ -136,7 +151,7 @@ def make_agent(spec: EnvSpec, cfg: SACConfig) -> Agent:
 
         log_alpha, alpha_opt = state.log_alpha, state.alpha_opt
         if cfg.learn_alpha:  # Haarnoja et al. 2018b, eq. 18
-            entropy_gap = jax.lax.stop_gradient(logp + target_entropy)
+            entropy_gap = jax.lax.stop_gradient(logp + self.target_entropy)
 
             def alpha_loss(la):
                 return -jnp.mean(la * entropy_gap)
@@ -165,13 +180,26 @@ def make_agent(spec: EnvSpec, cfg: SACConfig) -> Agent:
         }
         return new_state, metrics
 
-    return Agent(
-        name="sac",
-        init=init,
-        act=act,
-        act_deterministic=act_deterministic,
-        update=update,
-    )
+    @functools.cached_property
+    def agent(self) -> Agent:
+        """The Agent the training loop uses (awmp.algos interface)."""
+        return Agent(
+            name="sac",
+            init=self.init,
+            act=self.act,
+            act_deterministic=self.act_deterministic,
+            update=self.update,
+        )
+
+
+def build(spec: EnvSpec, cfg: SACConfig) -> SAC:
+    """SAC's networks and pure functions (the Agent is `build(...).agent`)."""
+    return SAC(spec, cfg)
+
+
+def make_agent(spec: EnvSpec, cfg: SACConfig) -> Agent:
+    """The SAC Agent for the training loop (awmp.algos interface)."""
+    return build(spec, cfg).agent
 
 
 ALGORITHM = Algorithm(

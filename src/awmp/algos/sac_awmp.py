@@ -401,10 +401,6 @@ def uniform_log_density(act_dim: int) -> float:
     return -act_dim * math.log(2.0)
 
 
-def _select(pred: jax.Array, new: Any, old: Any) -> Any:
-    return jax.tree.map(lambda n, o: jnp.where(pred, n, o), new, old)
-
-
 # ---------------------------------------------------------------------------------------------
 # The algorithm, closed over its networks and config.
 # ---------------------------------------------------------------------------------------------
@@ -645,32 +641,36 @@ class AWMP:
         critic = optax.apply_updates(state.critic, step_q)
         step_v, value_opt = self.opt.update(grads["value"], state.value_opt)
         value = optax.apply_updates(state.value, step_v)
-        step_pi, policy_opt = self.opt.update(grads["policy"], state.policy_opt)
-        policy = optax.apply_updates(state.policy, step_pi)
 
-        # Policy and targets every `policy_delay` gradient steps (reference code: 2).
-        do = state.step % cfg.policy_delay == 0
-        policy, policy_opt = _select(do, (policy, policy_opt), (state.policy, state.policy_opt))
-        target_value = _select(do, polyak(state.target_value, value, cfg.tau_v), state.target_value)
-        target_critic = _select(
-            do, polyak(state.target_critic, critic, cfg.tau_q), state.target_critic
-        )
+        # Policy and targets (and a learned alpha) every `policy_delay` gradient steps
+        # (reference code: 2); a `lax.cond`, as in TD3 (vmap over seeds makes it a select).
+        def delayed(_) -> dict:
+            step_pi, policy_opt = self.opt.update(grads["policy"], state.policy_opt)
+            out = {
+                "policy": optax.apply_updates(state.policy, step_pi),
+                "policy_opt": policy_opt,
+                "target_value": polyak(state.target_value, value, cfg.tau_v),
+                "target_critic": polyak(state.target_critic, critic, cfg.tau_q),
+            }
+            if cfg.learn_alpha:
+                out.update(self._alpha_step(state, metrics))
+            return out
+
+        def skip(_) -> dict:
+            kept = ["policy", "policy_opt", "target_value", "target_critic"]
+            kept += ["log_alpha", "alpha_opt"] if cfg.learn_alpha else []
+            return {name: getattr(state, name) for name in kept}
+
+        delayed_fields = jax.lax.cond(state.step % cfg.policy_delay == 0, delayed, skip, None)
         new = state.replace(
-            policy=policy,
             critic=critic,
-            target_critic=target_critic,
             value=value,
-            target_value=target_value,
-            policy_opt=policy_opt,
             critic_opt=critic_opt,
             value_opt=value_opt,
             key=key,
             step=state.step + 1,
+            **delayed_fields,
         )
-        if cfg.learn_alpha:  # with the policy, every policy_delay steps
-            new = new.replace(**_select(do, self._alpha_step(state, metrics), {
-                "log_alpha": state.log_alpha, "alpha_opt": state.alpha_opt
-            }))  # fmt: skip
         return new, metrics
 
     def _alpha_step(self, state: AWMPStateLearnedAlpha, metrics: dict) -> dict:

@@ -16,6 +16,7 @@ step counter in the state, so the update stays pure (vmap over seeds turns it in
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,17 +108,26 @@ def td_target(
     return jax.lax.stop_gradient(y), next_a
 
 
-def make_agent(spec: EnvSpec, cfg: TD3Config) -> Agent:
-    actor_net = DeterministicPolicy(tuple(cfg.hidden), spec.act_dim)
-    critic_net = TwinCritic(tuple(cfg.hidden))
-    opt = optax.adam(cfg.lr)
+class TD3:
+    """TD3's networks and pure functions for one (EnvSpec, TD3Config).
 
-    def init(key: jax.Array) -> TD3State:
+    `agent` is what the training loop uses; the methods are pure functions of a state (as in
+    awmp.algos.sac_awmp.AWMP), so tests and tools can call them directly.
+    """
+
+    def __init__(self, spec: EnvSpec, cfg: TD3Config) -> None:
+        self.spec, self.cfg = spec, cfg
+        self.actor_net = DeterministicPolicy(tuple(cfg.hidden), spec.act_dim)
+        self.critic_net = TwinCritic(tuple(cfg.hidden))
+        self.opt = optax.adam(cfg.lr)
+
+    def init(self, key: jax.Array) -> TD3State:
+        spec, opt = self.spec, self.opt
         k_actor, k_critic, key = jax.random.split(key, 3)
         obs = jnp.zeros((1, spec.obs_dim))
         act = jnp.zeros((1, spec.act_dim))
-        actor = actor_net.init(k_actor, obs)
-        critic = critic_net.init(k_critic, obs, act)
+        actor = self.actor_net.init(k_actor, obs)
+        critic = self.critic_net.init(k_critic, obs, act)
         return TD3State(
             actor=actor,
             critic=critic,
@@ -130,17 +140,20 @@ def make_agent(spec: EnvSpec, cfg: TD3Config) -> Agent:
             last_pi_loss=jnp.zeros((), jnp.float32),
         )
 
-    def act(state: TD3State, obs: jax.Array):
-        # Exploration: mu(s) + N(0, sigma^2), clipped to the action box (TD3 Algorithm 1).
+    def act(self, state: TD3State, obs: jax.Array) -> tuple[TD3State, jax.Array, dict]:
+        """Exploration: mu(s) + N(0, sigma^2), clipped to the action box (TD3 Algorithm 1)."""
         key, sub = jax.random.split(state.key)
-        mu = actor_net.apply(state.actor, obs)
-        noise = cfg.exploration_noise * jax.random.normal(sub, mu.shape, mu.dtype)
+        mu = self.actor_net.apply(state.actor, obs)
+        noise = self.cfg.exploration_noise * jax.random.normal(sub, mu.shape, mu.dtype)
         return state.replace(key=key), jnp.clip(mu + noise, -1.0, 1.0), {}
 
-    def act_deterministic(state: TD3State, obs: jax.Array) -> jax.Array:
-        return actor_net.apply(state.actor, obs)
+    def act_deterministic(self, state: TD3State, obs: jax.Array) -> jax.Array:
+        """mu(s) (evaluation)."""
+        return self.actor_net.apply(state.actor, obs)
 
-    def update(state: TD3State, batch):
+    def update(self, state: TD3State, batch: dict) -> tuple[TD3State, dict]:
+        """One critic step (eq. 10, 14-15); the actor and both targets every `policy_delay`."""
+        cfg, opt, actor_net, critic_net = self.cfg, self.opt, self.actor_net, self.critic_net
         key, k_noise = jax.random.split(state.key)
 
         y, _ = td_target(
@@ -199,13 +212,26 @@ def make_agent(spec: EnvSpec, cfg: TD3Config) -> Agent:
         metrics = {"q_loss": q_loss, "pi_loss": pi_loss, "q_mean": jnp.mean(q)}
         return new_state, metrics
 
-    return Agent(
-        name="td3",
-        init=init,
-        act=act,
-        act_deterministic=act_deterministic,
-        update=update,
-    )
+    @functools.cached_property
+    def agent(self) -> Agent:
+        """The Agent the training loop uses (awmp.algos interface)."""
+        return Agent(
+            name="td3",
+            init=self.init,
+            act=self.act,
+            act_deterministic=self.act_deterministic,
+            update=self.update,
+        )
+
+
+def build(spec: EnvSpec, cfg: TD3Config) -> TD3:
+    """TD3's networks and pure functions (the Agent is `build(...).agent`)."""
+    return TD3(spec, cfg)
+
+
+def make_agent(spec: EnvSpec, cfg: TD3Config) -> Agent:
+    """The TD3 Agent for the training loop (awmp.algos interface)."""
+    return build(spec, cfg).agent
 
 
 ALGORITHM = Algorithm(
