@@ -15,6 +15,7 @@ MODULES = (
     "awmp.algos.sac",
     "awmp.algos.sac_awmp",
     "awmp.algos.td3",
+    "awmp.algos.td3_awmp",
 )
 
 ALGORITHMS: dict[str, Algorithm] = {
