@@ -429,7 +429,7 @@ def _eval_mi(m, state, rng):
 def test_mi_sign_zeta_positive_separates_clusters_and_negative_merges_them():
     spec = EnvSpec(2, 1)
     steps, b = 500, 50
-    kw = {"sigma": 0.04, "c_marg": 1.0, "prior_hidden": (64, 64), "lr": 3e-4}
+    kw = {"sigma": 0.04, "c_marg": 1.0, "prior_hidden": (64, 64), "prior_lr": 3e-4}
     up, down = _build(4, spec, zeta=0.1, **kw), _build(4, spec, zeta=-0.1, **kw)
     state = up.init(jax.random.PRNGKey(0))
     # Equal advantages everywhere (zero target critic: A = 0), equal log mu.
@@ -460,6 +460,7 @@ def test_mi_sign_zeta_positive_separates_clusters_and_negative_merges_them():
     ("field", "value"),
     [
         ("exploration_noise", 0.0),
+        ("prior_lr", 0.0),
         ("num_components", 0),
         ("gating_temperature", 0.0),
         ("prior_action", "stored"),

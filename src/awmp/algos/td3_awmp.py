@@ -58,7 +58,7 @@ class TD3AWMPConfig:
     batch_size: int = 100
     """Off-policy mini-batch size (TD3 paper, Section 6.1: 100; SAC-AWMP Table 3 B_off: 100)."""
     lr: float = 1e-3
-    """Adam learning rate of the actors, critics and prior (TD3 paper, Section 6.1: 1e-3)."""
+    """Adam learning rate of the actors and critics (TD3 paper, Section 6.1: 1e-3)."""
     tau: float = 0.005
     """Polyak coefficient of the target actors and critics (TD3 paper, Section 6.1: 0.005)."""
     gamma: float = 0.99
@@ -77,6 +77,8 @@ class TD3AWMPConfig:
     prior_action: Literal["policy", "buffer"] = "policy"
     """Action fed to the prior for h: the current noisy mixture's (SAC-AWMP Alg. 1 l.15) or the
     stored one."""
+    prior_lr: float = 3e-4
+    """Adam learning rate of the prior network (SAC-AWMP paper Table 3: 3e-4)."""
     prior_hidden: tuple[int, ...] = (400, 300)
     """Hidden sizes of the prior network P(h|s,a) (SAC-AWMP paper Section 3.1)."""
     prior_interval: int = 5000
@@ -121,6 +123,7 @@ def check(cfg: TD3AWMPConfig, train) -> None:
         cfg.exploration_noise,
         "> 0 (the behaviour density of eq. 10-11 needs it)",
     )
+    require(cfg.prior_lr > 0, f"{s}.prior_lr", cfg.prior_lr, "> 0")
     require(cfg.gating_temperature > 0, f"{s}.gating_temperature", cfg.gating_temperature, "> 0")
     require(
         cfg.prior_action in ("policy", "buffer"),
@@ -204,6 +207,7 @@ class TD3AWMP:
         self.critic_net = TwinCritic(tuple(cfg.hidden))
         self.prior_net = prior.make_prior_net(cfg, o, spec.obs_dim, spec.act_dim)
         self.opt = optax.adam(cfg.lr)
+        self.prior_opt = optax.adam(cfg.prior_lr)
 
     def init(self, key: jax.Array) -> TD3AWMPState:
         k_actor, k_critic, k_prior, key = jax.random.split(key, 4)
@@ -220,7 +224,7 @@ class TD3AWMP:
             prior=prior_params,
             actor_opt=self.opt.init(actor),
             critic_opt=self.opt.init(critic),
-            prior_opt=self.opt.init(prior_params),
+            prior_opt=self.prior_opt.init(prior_params),
             key=key,
             step=jnp.zeros((), jnp.int32),
             prior_step=jnp.zeros((), jnp.int32),
@@ -422,7 +426,7 @@ class TD3AWMP:
             state,
             data,
             lambda p, batch, e: self.prior_objective({**frozen, "prior": p}, batch, e),
-            self.opt,
+            self.prior_opt,
             self.spec.obs_dim + self.spec.act_dim,
         )
 
