@@ -34,6 +34,10 @@ def _config(algo: str, env: str, run_dir: Path):
         a.prior_interval, a.prior_steps, a.prior_batch_size = 40, 20, 16
     if algo == "td3":
         cfg.td3.hidden, cfg.td3.batch_size = (32, 32), 16
+    if algo == "td3-awmp":
+        a = cfg.td3_awmp
+        a.hidden, a.prior_hidden, a.num_components, a.batch_size = (32, 32), (32,), 2, 16
+        a.prior_interval, a.prior_steps, a.prior_batch_size = 40, 20, 16  # as sac-awmp's
     return cfg
 
 
@@ -82,6 +86,14 @@ CASES = [
         marks=pytest.mark.slow,
     ),
     pytest.param(
+        "td3-awmp",
+        "Pendulum-v1",
+        130,
+        "signal",
+        id="td3-awmp-pendulum-signal",
+        marks=pytest.mark.slow,
+    ),
+    pytest.param(
         "sac-awmp",
         "Hopper-v5",
         170,
@@ -104,7 +116,7 @@ def test_resume_is_bitwise_identical(reference, tmp_path, algo, env, stop_at, mo
     else:
         # The crash left rows past the last checkpoint (step 100 or 200); they were redone.
         assert ckpt.loop.step == stop_at // 100 * 100
-    if algo == "sac-awmp":
+    if algo in ("sac-awmp", "td3-awmp"):
         # The resumed part contains a prior burst drawn from the restored NumPy generator.
         assert any(
             r.get("prior_loss") not in ("", None) for r in rows(tmp_path / "run" / "train.csv")

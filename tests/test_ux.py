@@ -229,6 +229,11 @@ def test_ambiguous_run_flags_are_refused(tmp_path, args, message):
             "awmp: warning: --awmp.num-components, --td3.tau apply only to --algo sac-awmp, td3; "
             "this run is --algo sac and ignores them (did you mean --sac.tau?)",
         ),
+        (  # a section whose flags tyro spells with a hyphen (td3_awmp -> --td3-awmp.*)
+            ["--algo", "td3", "--td3-awmp.num-components", "2", "--td3-awmp.tau", "0.1"],
+            "awmp: warning: --td3-awmp.num-components, --td3-awmp.tau apply only to --algo "
+            "td3-awmp; this run is --algo td3 and ignores them (did you mean --td3.tau?)",
+        ),
     ],
 )
 def test_flags_of_another_algorithm_are_named_once(args, warning):

@@ -157,13 +157,16 @@ def _check_algo_flags(argv: list[str], algo: str) -> None:
     for arg in argv:
         name = arg.split("=", 1)[0]
         section = name[2:].split(".", 1)[0] if name.startswith("--") and "." in name else None
+        section = section and section.replace("-", "_")  # tyro spells td3_awmp `--td3-awmp.`
         if section in SECTIONS.values() and section != ours and name not in ignored:
             ignored.append(name)
-            alt = f"--{ours}.{name.split('.', 1)[1]}"
+            alt = f"--{ours.replace('_', '-')}.{name.split('.', 1)[1]}"
             if alt in _config_flags() and alt not in hints:
                 hints.append(alt)
     if ignored:
-        others = ", ".join(sorted({_algo_of(n[2:].split(".", 1)[0]) for n in ignored}))
+        others = ", ".join(
+            sorted({_algo_of(n[2:].split(".", 1)[0].replace("-", "_")) for n in ignored})
+        )
         one = len(ignored) == 1
         hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
         print(

@@ -249,3 +249,27 @@ class BRNGaussianPolicy(nn.Module):
             x = BatchRenorm(self.train, **self.brn)(nn.relu(nn.Dense(width)(x)))
         mean, log_std = jnp.split(nn.Dense(2 * self.act_dim)(x), 2, axis=-1)
         return mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
+
+
+class StackedDeterministicPolicy(nn.Module):
+    """O independent TD3 actors (TD3-AWMP's components): obs (B, s) -> tanh actions (O, B, d).
+
+    Each component is a `DeterministicPolicy`; component g's parameters are the g-th slice of
+    the stacked pytree (a `DeterministicPolicy` pytree with a leading axis of length O).
+    """
+
+    hidden: Sequence[int]
+    act_dim: int
+    num_components: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        stack = nn.vmap(
+            DeterministicPolicy,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=None,
+            out_axes=0,
+            axis_size=self.num_components,
+        )
+        return stack(self.hidden, self.act_dim)(obs)

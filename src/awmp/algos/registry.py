@@ -18,6 +18,7 @@ MODULES = (
     "awmp.algos.sac_awmp",
     "awmp.algos.td3",
     "awmp.algos.crossq",
+    "awmp.algos.td3_awmp",
 )
 
 ALGORITHMS: dict[str, Algorithm] = {
