@@ -56,7 +56,7 @@ def test_help_lists_every_field_with_its_docstring():
     text = " ".join(res.stdout.split())
     sections = [("", TrainConfig())]
     sections += [
-        (f.name + ".", getattr(TrainConfig(), f.name))
+        (f.name.replace("_", "-") + ".", getattr(TrainConfig(), f.name))  # tyro: --td3-awmp.
         for f in dataclasses.fields(TrainConfig)
         if dataclasses.is_dataclass(getattr(TrainConfig(), f.name))
     ]

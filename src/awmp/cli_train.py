@@ -358,6 +358,13 @@ def _tidy_help(text: str) -> str:
             spare = len(core) - len(core.rstrip(" ")) - (1 if border else 0)
             if spare >= grow:
                 new = core[: len(core) - grow] + border
+            elif "(default: " in core:  # no room: the default note goes on a line of its own
+                cut = core.index("(default: ")
+                indent = len(core[1:]) - len(core[1:].lstrip(" ")) if border else 0
+                first = core[:cut].rstrip(" ")
+                second = core[0] * bool(border) + " " * indent + core[cut:].rstrip(" ")
+                width = len(body) - len(border)
+                new = first.ljust(width) + border + "\n" + second.ljust(width) + border
         out.append(new + line[len(line.rstrip("\r\n")) :])
     return "".join(out)
 

@@ -524,8 +524,9 @@ def seed_notes(groups: dict[GroupKey, list[Run]]) -> list[str]:
         dup = sorted({s for s in seeds if seeds.count(s) > 1})
         if dup:
             notes.append(f"{name}: seeds {', '.join(map(str, dup))} appear more than once")
-        for field in sorted({k for r in runs for k in r.setup}):
-            values = {repr(r.setup.get(field)) for r in runs}
+        # A field some runs lack (written by an older awmp) is no difference (config_diff's rule).
+        for field in sorted(set.intersection(*(set(r.setup) for r in runs))):
+            values = {repr(r.setup[field]) for r in runs}
             if len(values) > 1:
                 notes.append(f"{name}: runs differ in {field} ({', '.join(sorted(values))})")
     return notes
