@@ -8,7 +8,10 @@ set -u
 reps=${1:-2}
 py=${PYTHON:-.venv/bin/python}
 work=$(mktemp -d)
-t() { local s; s=$(date +%s.%N); "$@" >/dev/null 2>&1; echo "$(echo "$(date +%s.%N) - $s" | bc) s (rc=$?)"; }
+t() {
+  local s rc; s=$(date +%s.%N); "$@" >/dev/null 2>&1; rc=$?
+  echo "$(echo "$(date +%s.%N) - $s" | bc) s (rc=$rc)"
+}
 for rep in $(seq "$reps"); do
   for ver in before after; do
     if [ "$ver" = before ]; then export PYTHONPATH=$SRC_BEFORE; else export PYTHONPATH=$SRC_AFTER; fi
