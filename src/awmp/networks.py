@@ -88,6 +88,19 @@ class GaussianPolicy(nn.Module):
         return _GaussianHead(self.hidden, self.act_dim)(obs)
 
 
+def _stacked(module: type[nn.Module], num_components: int) -> type[nn.Module]:
+    """`module` made O independent copies with one stacked parameter pytree (leading axis O),
+    applied to the same input: outputs gain a leading axis of length O."""
+    return nn.vmap(
+        module,
+        variable_axes={"params": 0},
+        split_rngs={"params": True},
+        in_axes=None,
+        out_axes=0,
+        axis_size=num_components,
+    )
+
+
 class StackedGaussianPolicy(nn.Module):
     """O independent tanh-Gaussian components: obs (B, s) -> mean, log_std, each (O, B, d)."""
 
@@ -97,15 +110,7 @@ class StackedGaussianPolicy(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        stack = nn.vmap(
-            _GaussianHead,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=None,
-            out_axes=0,
-            axis_size=self.num_components,
-        )
-        return stack(self.hidden, self.act_dim)(obs)
+        return _stacked(_GaussianHead, self.num_components)(self.hidden, self.act_dim)(obs)
 
 
 class DeterministicPolicy(nn.Module):
@@ -264,12 +269,4 @@ class StackedDeterministicPolicy(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        stack = nn.vmap(
-            DeterministicPolicy,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=None,
-            out_axes=0,
-            axis_size=self.num_components,
-        )
-        return stack(self.hidden, self.act_dim)(obs)
+        return _stacked(DeterministicPolicy, self.num_components)(self.hidden, self.act_dim)(obs)

@@ -630,15 +630,8 @@ class AWMP:
     def draw_prior_data(
         self, env_step: int, buffer: ReplayBuffer, rng: np.random.Generator, grad_steps: int
     ) -> dict[str, np.ndarray] | None:
-        """The host side of the loop's hook: a prior burst's data every `prior_interval` steps.
-
-        Returns obs (K, B_on, s), action (K, B_on, d), log_mu (K, B_on) drawn from the most
-        recent M transitions with the loop's generator `rng`, or None when no burst is due.
-        Bursts are skipped until the first gradient step has been taken (grad_steps == 0, i.e.
-        during random warm-up): before that Qbar and Vbar are their random initialisation, so
-        the advantages of eq. 19 that weight eq. 10-11 would be noise. The recent window may
-        still contain warm-up transitions, with their uniform log mu.
-        """
+        """The host side of the loop's hook (`prior.draw_prior_data`: a burst's data every
+        `prior_interval` steps, none before the first gradient step)."""
         return prior.draw_prior_data(self.cfg, env_step, buffer, rng, grad_steps)
 
     def burst_due(self, env_step: int) -> bool:

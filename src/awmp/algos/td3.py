@@ -17,6 +17,7 @@ step counter in the state, so the update stays pure (vmap over seeds turns it in
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +109,41 @@ def td_target(
     return jax.lax.stop_gradient(y), next_a
 
 
+def delayed_actor_update(
+    state: Any, critic: Any, actor_loss: Callable[[Any], jax.Array], opt: Any, cfg: Any
+) -> tuple:
+    """TD3's delayed step (Section 5.2): every `cfg.policy_delay` critic steps, one step of the
+    actor on `actor_loss` and the Polyak update of both targets (towards the updated `critic`);
+    otherwise all unchanged. A `lax.cond` on the state's step counter (vmap over seeds turns it
+    into a select). Returns (step, actor, actor_opt, target_actor, target_critic, pi_loss);
+    `state` has actor, actor_opt, target_actor, target_critic, last_pi_loss and step (TD3,
+    TD3-AWMP)."""
+
+    def delayed_update(_):
+        pi_loss, grads = jax.value_and_grad(actor_loss)(state.actor)
+        upd, actor_opt = opt.update(grads, state.actor_opt)
+        actor = optax.apply_updates(state.actor, upd)
+        return (
+            actor,
+            actor_opt,
+            polyak(state.target_actor, actor, cfg.tau),
+            polyak(state.target_critic, critic, cfg.tau),
+            pi_loss,
+        )
+
+    def skip(_):
+        return (
+            state.actor,
+            state.actor_opt,
+            state.target_actor,
+            state.target_critic,
+            state.last_pi_loss,
+        )
+
+    step = state.step + 1
+    return step, *jax.lax.cond(step % cfg.policy_delay == 0, delayed_update, skip, None)
+
+
 class TD3:
     """TD3's networks and pure functions for one (EnvSpec, TD3Config).
 
@@ -172,31 +208,8 @@ class TD3:
             a = actor_net.apply(params, batch["obs"])
             return -jnp.mean(critic_net.apply(critic, batch["obs"], a)[0])
 
-        def delayed_update(_):
-            # Section 5.2: the actor and both targets move once every `policy_delay` steps.
-            pi_loss, grads = jax.value_and_grad(actor_loss)(state.actor)
-            upd, actor_opt = opt.update(grads, state.actor_opt)
-            actor = optax.apply_updates(state.actor, upd)
-            return (
-                actor,
-                actor_opt,
-                polyak(state.target_actor, actor, cfg.tau),
-                polyak(state.target_critic, critic, cfg.tau),
-                pi_loss,
-            )
-
-        def skip(_):
-            return (
-                state.actor,
-                state.actor_opt,
-                state.target_actor,
-                state.target_critic,
-                state.last_pi_loss,
-            )
-
-        step = state.step + 1
-        actor, actor_opt, target_actor, target_critic, pi_loss = jax.lax.cond(
-            step % cfg.policy_delay == 0, delayed_update, skip, None
+        step, actor, actor_opt, target_actor, target_critic, pi_loss = delayed_actor_update(
+            state, critic, actor_loss, opt, cfg
         )
         new_state = state.replace(
             actor=actor,

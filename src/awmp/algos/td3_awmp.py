@@ -35,8 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from awmp.algos import Agent, Algorithm, Hook, polyak, prior
-from awmp.algos.td3 import smoothed_target_action
+from awmp.algos import Agent, Algorithm, Hook, prior
+from awmp.algos.td3 import delayed_actor_update, smoothed_target_action
 from awmp.envs import EnvSpec
 from awmp.errors import require
 from awmp.networks import StackedDeterministicPolicy, TwinCritic
@@ -352,30 +352,8 @@ class TD3AWMP:
         def aloss(a):
             return self.actor_loss({**params, "actor": a, "critic": critic}, batch, h)
 
-        def delayed_update(_):
-            pi_loss, grads = jax.value_and_grad(aloss)(state.actor)
-            upd, actor_opt = self.opt.update(grads, state.actor_opt)
-            actor = optax.apply_updates(state.actor, upd)
-            return (
-                actor,
-                actor_opt,
-                polyak(state.target_actor, actor, cfg.tau),
-                polyak(state.target_critic, critic, cfg.tau),
-                pi_loss,
-            )
-
-        def skip(_):
-            return (
-                state.actor,
-                state.actor_opt,
-                state.target_actor,
-                state.target_critic,
-                state.last_pi_loss,
-            )
-
-        step = state.step + 1
-        actor, actor_opt, target_actor, target_critic, pi_loss = jax.lax.cond(
-            step % cfg.policy_delay == 0, delayed_update, skip, None
+        step, actor, actor_opt, target_actor, target_critic, pi_loss = delayed_actor_update(
+            state, critic, aloss, self.opt, cfg
         )
         new = state.replace(
             actor=actor,
