@@ -67,7 +67,9 @@ def _logged_steps(run_dir: Path) -> list[int]:
         return []
 
 
-def _wait_for_training(proc: subprocess.Popen, run_dir: Path, past: int, timeout: float = 120):
+def _wait_for_training(
+    proc: subprocess.Popen, run_dir: Path, past: int, timeout: float = 120, poll: float = 0.05
+):
     """Block until the run has logged a step > past (the loop is running), or it exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -75,7 +77,7 @@ def _wait_for_training(proc: subprocess.Popen, run_dir: Path, past: int, timeout
             return
         if any(s > past for s in _logged_steps(run_dir)):
             return
-        time.sleep(0.05)
+        time.sleep(poll)
     proc.kill()
     raise AssertionError(f"no training progress within {timeout} s: {proc.communicate()}")
 
@@ -115,11 +117,15 @@ def test_kill_9_at_random_moments_leaves_a_resumable_identical_run(tmp_path_fact
         # The third process kills itself halfway through writing its second checkpoint.
         self_kill = attempt == 2
         args = _args(run_dir, total) if attempt == 0 else ["train", "--resume", str(run_dir)]
-        past = max(_logged_steps(run_dir), default=0)  # wait for progress beyond this
+        past = max(_logged_steps(run_dir), default=0)
         proc = _start(args, env, kill_in_checkpoint=2 if self_kill else None)
         if not self_kill:
-            _wait_for_training(proc, run_dir, past=past)
-            time.sleep(rng.uniform(0.0, 0.4))
+            # The kill lands at a random step 10-50 past the last logged one, plus a random
+            # fraction of a step's time. Drawn in steps, not seconds: a warm compile cache makes
+            # this run ~800 steps/s, and a kill drawn in seconds (0-0.4 s, once) let a resumed
+            # process finish all 400 steps before it landed (CI, 2026-12-01).
+            _wait_for_training(proc, run_dir, past=past + rng.randint(10, 50), poll=0.005)
+            time.sleep(rng.uniform(0.0, 0.01))
             proc.send_signal(signal.SIGKILL)
         _, err = proc.communicate(timeout=120)
         assert "Traceback" not in err
