@@ -1,4 +1,4 @@
-"""`awmp inspect` on a short SAC-AWMP run of awmp/Switch-v0: plots, CSV and refusals."""
+"""`awmp inspect` on short SAC-AWMP and TD3-AWMP runs of awmp/Switch-v0: plots, CSV, refusals."""
 
 from __future__ import annotations
 
@@ -57,12 +57,45 @@ def test_inspect_writes_plots_and_weights(awmp_run, tmp_path, capsys):
     assert result["returns"][0] == pytest.approx(sum(ep0), rel=1e-6)
 
 
+@pytest.mark.slow
+def test_inspect_td3_awmp(tmp_path_factory, tmp_path):
+    cfg = awmp.preset("paper")
+    cfg.algo, cfg.env, cfg.seed = "td3-awmp", "awmp/Switch-v0", 0
+    cfg.total_steps, cfg.warmup_steps = 300, 100
+    cfg.eval_interval, cfg.eval_episodes, cfg.log_interval = 300, 1, 100
+    cfg.progress = False
+    c = cfg.td3_awmp
+    c.num_components, c.hidden, c.prior_hidden, c.batch_size = 2, (32, 32), (32, 32), 16
+    c.prior_interval, c.prior_steps, c.prior_batch_size = 100, 20, 16
+    cfg.run_dir = str(tmp_path_factory.mktemp("inspect_td3") / "run")
+    run_dir, _ = awmp.train(cfg)
+    out = tmp_path / "inspect"
+    assert cli_main(["inspect", str(run_dir), "--out", str(out)]) == 0
+    assert (out / "component_usage.png").stat().st_size > 5000
+    with open(out / "weights.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 50
+    # Every recorded action is the loaded policy's deterministic action at the recorded
+    # observation, i.e. mu_g(s) of the component argmax rho names (TD3-AWMP's evaluation).
+    policy = awmp.load(run_dir)
+    obs = np.array([[float(r[k]) for k in r if k.startswith("obs")] for r in rows], np.float32)
+    acts = np.array([[float(r[k]) for k in r if k.startswith("action")] for r in rows])
+    np.testing.assert_allclose(policy.act_normalized(obs), acts, atol=1e-6)
+    # ...and the recorded rho names that component: the action is mu_g(s), g = argmax rho.
+    from awmp.algos import td3_awmp
+
+    model = td3_awmp.build(policy.spec, policy.config.td3_awmp)
+    mu = np.asarray(model.actor_net.apply(policy.state.actor, obs))  # (O, B, d)
+    rho = np.array([[float(r[f"rho{g}"]) for g in range(2)] for r in rows])
+    np.testing.assert_allclose(mu[rho.argmax(1), np.arange(len(rows))], acts, atol=1e-6)
+
+
 def test_inspect_refuses_other_algorithms(tmp_path, capsys):
     run = tmp_path / "td3run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"config": {"algo": "td3"}}))
     assert cli_main(["inspect", str(run)]) == 2
-    assert "needs a sac-awmp run" in capsys.readouterr().err
+    assert "needs a mixture run (sac-awmp or td3-awmp)" in capsys.readouterr().err
     assert cli_main(["inspect", str(tmp_path / "missing")]) == 2
 
 

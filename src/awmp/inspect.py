@@ -1,4 +1,4 @@
-"""`awmp inspect RUN_DIR --episodes 1`: look inside a trained SAC-AWMP mixture.
+"""`awmp inspect RUN_DIR --episodes 1`: look inside a trained mixture (SAC-AWMP or TD3-AWMP).
 
 Rolls out the run's deterministic policy and records, at every step, the gating weights
 rho(g|s) (eq. 16, at the component means, as in evaluation) and the prior's weights
@@ -33,19 +33,29 @@ from awmp.errors import UserError
 
 
 class InspectError(UserError):
-    """The run cannot be inspected (not a finished SAC-AWMP run)."""
+    """The run cannot be inspected (not a finished mixture run)."""
+
+
+MIXTURES = ("sac-awmp", "td3-awmp")  # the algorithms with a gating rho and a prior h
+
+
+def _mixture_model(policy):
+    """The loaded run's algorithm object, whose `weights(state, obs, action) -> (rho, h)` the
+    rollout records (the same method in both mixtures)."""
+    from awmp.algos import sac_awmp, td3_awmp
+
+    build = {"sac-awmp": sac_awmp.build, "td3-awmp": td3_awmp.build}[policy.config.algo]
+    return build(policy.spec, policy.config.algo_config())
 
 
 def rollout_weights(policy, episodes: int, seed: int, render: bool = False) -> list[dict]:
-    """Deterministic episodes of a loaded SAC-AWMP policy with rho and h at every step."""
+    """Deterministic episodes of a loaded mixture policy with rho and h at every step."""
     import jax
     import jax.numpy as jnp
 
-    from awmp.algos import sac_awmp
     from awmp.envs import make_env
 
-    model = sac_awmp.build(policy.spec, policy.config.awmp)
-    weights = jax.jit(model.weights)
+    weights = jax.jit(_mixture_model(policy).weights)
     kwargs = {"render_mode": "rgb_array"} if render else {}
     env, _ = make_env(policy.config.env, **env_kwargs(policy.config), **kwargs)
     out = []
@@ -190,15 +200,19 @@ def inspect_run(
     run_dir: str | Path, episodes: int = 1, out: str | Path | None = None, seed: int = 0,
     video: bool = False,
 ) -> dict:  # fmt: skip
-    """Roll out, plot and (optionally) film a SAC-AWMP run; return what was written."""
+    """Roll out, plot and (optionally) film a SAC-AWMP or TD3-AWMP run; return what was
+    written."""
     from awmp.evaluate import load
 
     run_dir = Path(run_dir)
     meta = run_dir / "config.json"
     if meta.is_file():
         algo = json.loads(meta.read_text())["config"].get("algo")
-        if algo != "sac-awmp":
-            raise InspectError(f"awmp inspect needs a sac-awmp run; {run_dir} is a {algo} run")
+        if algo not in MIXTURES:
+            raise InspectError(
+                f"awmp inspect needs a mixture run ({' or '.join(MIXTURES)}); {run_dir} is a "
+                f"{algo} run"
+            )
     policy = load(run_dir)  # FileNotFoundError names what is missing
     out = Path(out) if out else run_dir / "inspect"
     out.mkdir(parents=True, exist_ok=True)
@@ -253,9 +267,10 @@ def inspect_run(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="awmp inspect",
-        description="Plot the gating rho and prior weights h of a trained SAC-AWMP policy.",
+        description="Plot the gating rho and prior weights h of a trained mixture policy "
+        "(SAC-AWMP or TD3-AWMP).",
     )
-    p.add_argument("run_dir", help="a finished sac-awmp run directory")
+    p.add_argument("run_dir", help="a finished sac-awmp or td3-awmp run directory")
     p.add_argument("--episodes", type=int, default=1, help="deterministic episodes (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode's reset")
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/inspect)")
