@@ -68,6 +68,27 @@ def small_config(algo: str = "sac", env: str = "Pendulum-v1", **overrides) -> Tr
     return cfg
 
 
+def final_state_bytes(run_dir) -> bytes:
+    """The whole final agent state of a finished run, as bytes to compare runs bit for bit:
+    every parameter, optimiser moment, target network, key and counter, from the run's newest
+    checkpoint (a finished run's is the final step's). final_params.msgpack holds only the
+    fields acting reads."""
+    import flax.serialization
+
+    from awmp import checkpoint
+
+    found = checkpoint.list_checkpoints(run_dir)
+    assert found, f"{run_dir} has no checkpoint"
+    return flax.serialization.msgpack_serialize(checkpoint.load(found[-1][1]).agent)
+
+
+def final_state(run_dir):
+    """The whole final agent state of a finished run (its newest checkpoint's), as a pytree."""
+    import awmp
+
+    return awmp.load(run_dir, which="checkpoint").state
+
+
 @pytest.fixture
 def tiny_cfg(tmp_path):
     def make(**overrides):

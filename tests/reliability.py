@@ -1,8 +1,9 @@
 """Helpers of the reliability tests (not a test module): run comparison, XLA compile cache.
 
-Runs are compared on the final agent state (final_params.msgpack: every parameter, optimizer
-moment, target network, key and counter), eval.csv and train.csv. The wall-clock columns
-(wall_s, steps_per_s) are the only ones left out: they measure time, not the experiment.
+Runs are compared on the final agent state (the final checkpoint's agent: every parameter,
+optimizer moment, target network, key and counter), final_params.msgpack (the acting fields),
+eval.csv and train.csv. The wall-clock columns (wall_s, steps_per_s) are the only ones left
+out: they measure time, not the experiment.
 
 The persistent XLA compilation cache:
 
@@ -74,10 +75,14 @@ def rows(path: Path) -> list[dict]:
 
 
 def assert_same_run(reference: Path, other: Path) -> None:
-    """Bitwise-equal final agent state and equal eval.csv/train.csv (wall-clock aside)."""
+    """Bitwise-equal final agent state and final_params.msgpack, equal eval.csv/train.csv
+    (wall-clock aside)."""
+    from conftest import final_state_bytes
+
+    assert final_state_bytes(reference) == final_state_bytes(other), "final agent state differs"
     assert (reference / "final_params.msgpack").read_bytes() == (
         other / "final_params.msgpack"
-    ).read_bytes(), "final agent state differs"
+    ).read_bytes(), "final acting parameters differ"
     for name in ("eval.csv", "train.csv"):
         ref, got = rows(reference / name), rows(other / name)
         assert ref, name

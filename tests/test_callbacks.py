@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import small_config
+from conftest import final_state_bytes, small_config
 
 import awmp
 from awmp.checkpoint import list_checkpoints
@@ -84,3 +84,4 @@ def test_a_hook_stops_the_run_like_ctrl_c_and_it_resumes_exactly(tmp_path, hook,
         assert [s for s, _ in rec.calls["checkpoint"]] == [100, 200]
     resume(run_dir, progress=False)
     assert (run_dir / PARAMS_FILE).read_bytes() == (plain_dir / PARAMS_FILE).read_bytes()
+    assert final_state_bytes(run_dir) == final_state_bytes(plain_dir)

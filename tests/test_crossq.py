@@ -476,7 +476,7 @@ def test_crossq_trains_from_the_cli_and_appears_in_the_report(tmp_path):
         rows = list(csv.DictReader(f))
     assert {"q_loss", "pi_loss", "q_mean", "entropy", "alpha"} <= set(rows[-1])
     assert math.isfinite(float(rows[-1]["q_loss"]))
-    state = awmp.load(run).state
+    state = awmp.load(run, which="checkpoint").state  # the whole final state
     n = int(state.step)
     assert 200 <= n <= 201  # one update per step after the 100 warm-up steps
     # n critic steps and n // 3 actor steps of BRN statistics, all in the saved state.
@@ -500,7 +500,8 @@ def test_crossq_trains_from_the_python_api_deterministically(tmp_path):
     run_a, summary = awmp.train(cfg("a"))
     run_b, _ = awmp.train(cfg("b"))
     assert summary["steps_done"] == 200
-    a, b = awmp.load(run_a).state, awmp.load(run_b).state
+    a = awmp.load(run_a, which="checkpoint").state  # the whole final states
+    b = awmp.load(run_b, which="checkpoint").state
     assert _tree_equal(a, b)
     init = crossq.make_agent(EnvSpec(3, 1), cfg("x").crossq).init(jax.random.PRNGKey(0))
     assert not _tree_equal(init.critic, a.critic) and not _tree_equal(init.actor, a.actor)
@@ -549,8 +550,8 @@ def test_a_seed_in_a_vmapped_group_is_the_seed_alone(tmp_path):
 
     awmp.train_seeds(cfg("alone", (1,)))
     awmp.train_seeds(cfg("group", (0, 1)))
-    alone = awmp.load(tmp_path / "alone" / "seed1").state
-    group = awmp.load(tmp_path / "group" / "seed1").state
+    alone = awmp.load(tmp_path / "alone" / "seed1", which="checkpoint").state  # whole states
+    group = awmp.load(tmp_path / "group" / "seed1", which="checkpoint").state
     assert int(alone.step) == int(group.step) > 0
     for name in ("actor", "actor_stats", "critic", "critic_stats", "log_alpha"):
         for x, y in zip(

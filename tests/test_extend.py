@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import final_state_bytes
 from reliability import subprocess_env
 
 from awmp.evaluate import PARAMS_FILE
@@ -62,6 +63,7 @@ def test_extending_a_finished_run_equals_the_run_planned_with_the_larger_budget(
     summary = json.loads((short / "summary.json").read_text())
     assert summary["steps_done"] == 400 and summary["interrupted"] is False
     assert (short / PARAMS_FILE).read_bytes() == (planned / PARAMS_FILE).read_bytes()
+    assert final_state_bytes(short) == final_state_bytes(planned)
     assert _rows(short / "eval.csv") == _rows(planned / "eval.csv")
     assert _rows(short / "train.csv") == _rows(planned / "train.csv")
     # The extended run is an ordinary finished run of 400 steps now.

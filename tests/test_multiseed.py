@@ -13,11 +13,10 @@ import re
 import shutil
 from pathlib import Path
 
-import flax.serialization
 import jax
 import numpy as np
 import pytest
-from conftest import small_config
+from conftest import final_state, final_state_bytes, small_config
 from faults import stop_at
 from reliability import assert_same_run, compile_cache, rows  # noqa: F401 - autouse fixture
 
@@ -71,15 +70,9 @@ def _config(run_dir: Path, seeds: tuple[int, ...], algo: str = "sac"):
     return cfg
 
 
-def _params(run_dir: Path, algo: str = "sac"):
-    cfg = json.loads((run_dir / "config.json").read_text())["config"]
-    _, spec = make_env(cfg["env"])
-    if algo == "sac":
-        template = sac.make_agent(spec, small_config().sac).init(jax.random.PRNGKey(0))
-    else:
-        template = _config(run_dir, (), algo).awmp
-        template = sac_awmp.make_agent(spec, template).init(jax.random.PRNGKey(0))
-    return flax.serialization.from_bytes(template, (run_dir / PARAMS_FILE).read_bytes())
+def _params(run_dir: Path):
+    """The whole final state (its checkpoint's; final_params.msgpack: the acting fields)."""
+    return final_state(run_dir)
 
 
 NETWORKS = {
@@ -248,9 +241,9 @@ def test_cli_few_steps_default_sibling_directories(tmp_path, monkeypatch, capsys
     assert main(["eval", str(dirs[1]), "--episodes", "1"]) == 0
     capsys.readouterr()
     # The finished group resumed together: nothing left to do, nothing changes.
-    before = [(d / PARAMS_FILE).read_bytes() for d in dirs]
+    before = [((d / PARAMS_FILE).read_bytes(), final_state_bytes(d)) for d in dirs]
     assert main(["train", "--resume", ",".join(map(str, dirs))]) == 0
-    assert before == [(d / PARAMS_FILE).read_bytes() for d in dirs]
+    assert before == [((d / PARAMS_FILE).read_bytes(), final_state_bytes(d)) for d in dirs]
 
 
 @pytest.mark.slow
@@ -262,10 +255,10 @@ def test_sac_awmp_group_runs_prior_bursts_per_seed(tmp_path):
     for d in (*dirs, alone):
         last = rows(d / "train.csv")[-1]
         assert np.isfinite(float(last["prior_loss"])) and np.isfinite(float(last["q_loss"]))
-        assert int(_params(d, "sac-awmp").prior_step) == 10  # one burst of 10 steps, at 150
+        assert int(_params(d).prior_step) == 10  # one burst of 10 steps, at 150
     losses = [rows(d / "train.csv")[-1]["prior_loss"] for d in dirs]
     assert losses[0] != losses[1]
-    _assert_close(_params(dirs[1], "sac-awmp"), _params(alone, "sac-awmp"), "sac-awmp")
+    _assert_close(_params(dirs[1]), _params(alone), "sac-awmp")
 
 
 def _fault_args(run_dir: Path) -> list[str]:

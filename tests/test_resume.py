@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import small_config
+from conftest import final_state_bytes, small_config
 from faults import SimulatedCrash, stop_at
 from reliability import assert_same_run, compile_cache, rows  # noqa: F401 - autouse fixture
 
@@ -126,10 +126,18 @@ def test_resume_is_bitwise_identical(reference, tmp_path, algo, env, stop_at, mo
 
 def test_resume_of_a_finished_run_changes_nothing(reference, tmp_path):
     ref = reference("sac", "Pendulum-v1")
-    before = (ref / "final_params.msgpack").read_bytes(), rows(ref / "train.csv")
+
+    def files():
+        return (
+            (ref / "final_params.msgpack").read_bytes(),
+            final_state_bytes(ref),
+            rows(ref / "train.csv"),
+        )
+
+    before = files()
     _, summary = resume(ref)
     assert summary["steps_done"] == 300 and not summary["interrupted"]
-    assert before == ((ref / "final_params.msgpack").read_bytes(), rows(ref / "train.csv"))
+    assert before == files()
 
 
 def test_checkpoints_keep_the_newest_k_and_leave_no_temp_files(reference):

@@ -172,7 +172,7 @@ def _td3_config(tmp_path, name: str, **overrides):
 def _load_state(run_dir):
     import awmp
 
-    return awmp.load(run_dir).state
+    return awmp.load(run_dir, which="checkpoint").state  # the whole final state
 
 
 @pytest.fixture(scope="module")

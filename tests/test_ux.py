@@ -376,7 +376,8 @@ def test_the_command_keeps_compiled_programs_and_off_turns_it_off(plain_run, tmp
 @pytest.mark.parametrize("algo", ["sac", "sac-awmp", "td3", "crossq"])
 def test_load_reads_the_saved_values_without_running_init(algo, tmp_path, monkeypatch):
     """awmp.load builds the state's structure with jax.eval_shape (init is traced, never run)
-    and ends with exactly the saved values."""
+    and ends with exactly the saved values (final_params.msgpack: the acting fields; the other
+    fields are NaN, integers 0)."""
     cfg = small_config(algo, run_dir=str(tmp_path / "r"))
     cfg.total_steps, cfg.progress = 150, False
     cfg.sac.hidden = cfg.td3.hidden = cfg.awmp.hidden = cfg.crossq.hidden = (16, 16)
@@ -406,8 +407,13 @@ def test_load_reads_the_saved_values_without_running_init(algo, tmp_path, monkey
     policy = awmp.load(tmp_path / "r")
     assert eager == [False]  # traced once by eval_shape, never run on real arrays
     got = flax.serialization.to_state_dict(policy.state)
+    assert set(saved) == set(policy.restored) == set(policy.agent.acting_fields)
+    for name in got.keys() - saved.keys():
+        for x in jax.tree.leaves(got[name]):
+            x = np.asarray(x)
+            assert np.all(np.isnan(x) if np.issubdtype(x.dtype, np.inexact) else x == 0), name
     flat_saved = jax.tree.leaves(saved)
-    flat_got = jax.tree.leaves(got)
+    flat_got = jax.tree.leaves({name: got[name] for name in saved})
     assert len(flat_saved) == len(flat_got)
     for a, b in zip(flat_saved, flat_got, strict=True):
         assert np.asarray(a).dtype == np.asarray(b).dtype
@@ -657,7 +663,9 @@ def test_best_model_and_load_which(tmp_path):
     final = awmp.load(tmp_path / "r")
     last = awmp.load(tmp_path / "r", which="checkpoint")
     assert last.source == checkpoint.list_checkpoints(tmp_path / "r")[-1][1]
-    for a, b in zip(jax.tree.leaves(final.state), jax.tree.leaves(last.state), strict=True):
+    acting = {n: getattr(final.state, n) for n in final.restored}  # the final file's fields
+    in_ckpt = {n: getattr(last.state, n) for n in final.restored}
+    for a, b in zip(jax.tree.leaves(acting), jax.tree.leaves(in_ckpt), strict=True):
         assert np.array_equal(np.asarray(a), np.asarray(b))
     (tmp_path / "r" / "final_params.msgpack").unlink()  # as after kill -9: no final files
     with pytest.raises(FileNotFoundError, match="which='checkpoint' loads an unfinished one"):

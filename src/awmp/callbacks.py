@@ -4,8 +4,8 @@ Subclass `Callback` and override any hook. Each is called in the loop, in this o
 environment step: `on_log` (after the train.csv rows), `on_eval` (after the eval.csv rows),
 `on_step`, and `on_checkpoint` (after a checkpoint is on disk). A true return value from any
 hook stops the run after this step exactly as Ctrl-C does: a checkpoint of the step (unless one
-was just written), final_params.msgpack, summary.json with "interrupted": true, and
-`awmp.train.TrainingInterrupted`; `awmp train --resume` continues it.
+was just written), final_params.msgpack (the acting parameters), summary.json with
+"interrupted": true, and `awmp.train.TrainingInterrupted`; `awmp train --resume` continues it.
 
 Rows are lists with one dict per seed (one element without `--seeds`), the rows as written to
 train.csv / eval.csv; `paths` are the checkpoint files just written, one per seed.

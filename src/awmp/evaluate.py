@@ -1,4 +1,12 @@
-"""Deterministic evaluation episodes and the saved-policy API (`awmp.load`)."""
+"""Deterministic evaluation episodes and the saved-policy API (`awmp.load`).
+
+final_params.msgpack and best_params.msgpack hold the acting parameters only: the state fields
+the algorithm's `Agent.acting_fields` names (the policy, its key, whatever else acting reads),
+as {field: subtree} in flax.serialization's msgpack. Optimiser states, targets that acting does
+not read and counters stay in the checkpoints, which hold the whole state. `awmp.load` fills
+the missing fields with NaN (integers: 0), so reading one by mistake gives NaN actions, and
+still reads the files of older runs that hold the whole state.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import flax.serialization
 import jax
@@ -17,8 +26,85 @@ from awmp.config import env_kwargs, from_dict
 from awmp.envs import make_env
 from awmp.errors import UserError
 
-PARAMS_FILE = "final_params.msgpack"
-BEST_PARAMS_FILE = "best_params.msgpack"  # the agent at its best evaluation so far
+PARAMS_FILE = "final_params.msgpack"  # the final agent's acting parameters
+BEST_PARAMS_FILE = "best_params.msgpack"  # the acting parameters at the best evaluation so far
+
+
+class ParamsError(UserError):
+    """A parameters file does not fit the configured algorithm (other algorithm or version)."""
+
+
+def acting_params(agent: algos.Agent, state: Any) -> dict[str, Any]:
+    """{field: subtree} of the state fields acting reads (`agent.acting_fields`); every field
+    when the algorithm names none."""
+    names = agent.acting_fields
+    if names is None:
+        names = tuple(flax.serialization.to_state_dict(state))
+    return {name: getattr(state, name) for name in names}
+
+
+def params_bytes(agent: algos.Agent, state: Any) -> bytes:
+    """The contents of final_params.msgpack / best_params.msgpack for `state` (on any device):
+    `acting_params` in flax.serialization's msgpack."""
+    return flax.serialization.to_bytes(jax.device_get(acting_params(agent, state)))
+
+
+def _placeholder(leaf: Any) -> np.ndarray:
+    """NaN of the leaf's shape for floats, zeros for integers and booleans."""
+    if jnp.issubdtype(leaf.dtype, jnp.inexact):
+        return np.full(leaf.shape, np.nan, leaf.dtype)
+    return np.zeros(leaf.shape, leaf.dtype)
+
+
+def restore_params(
+    template: Any, agent: algos.Agent, data: bytes, where: str
+) -> tuple[Any, tuple[str, ...]]:
+    """The agent state from a parameters file, with the template's structure, dtypes and weak
+    types, and the names of the fields the file held.
+
+    `template`: the algorithm's init state or its `jax.eval_shape`. A file of the acting fields
+    (`params_bytes`) gives a state whose other fields are NaN (integers: 0); a file of the whole
+    state (runs before the acting-only format, or an algorithm without `acting_fields`) gives
+    the whole state. Raises ParamsError when the file's fields or shapes do not fit.
+    """
+    from awmp.checkpoint import _weak
+
+    try:
+        saved = flax.serialization.msgpack_restore(data)
+    except Exception as e:  # noqa: BLE001 - truncated or not msgpack
+        raise ParamsError(f"{where} cannot be read ({type(e).__name__}: {e})") from None
+    if not isinstance(saved, dict):
+        raise ParamsError(f"{where} is not a parameters file")
+    expected = flax.serialization.to_state_dict(template)
+    acting = agent.acting_fields if agent.acting_fields is not None else tuple(expected)
+    if set(saved) not in (set(expected), set(acting)):
+        raise ParamsError(
+            f"{where} holds the fields {sorted(saved)}; the configured {agent.name} expects "
+            f"{sorted(acting)} (or the whole state, {sorted(expected)}): it was written by a "
+            "different algorithm, config or version"
+        )
+    filled = jax.tree.map(_placeholder, template)
+    merged = {**flax.serialization.to_state_dict(filled), **saved}
+    try:
+        state = flax.serialization.from_state_dict(filled, merged)
+    except ValueError as e:
+        raise ParamsError(f"{where} does not fit the configured {agent.name}: {e}") from None
+    paths, treedef = jax.tree_util.tree_flatten_with_path(template)
+    leaves = jax.tree.leaves(state)
+    if len(leaves) != len(paths):
+        raise ParamsError(
+            f"{where} has {len(leaves)} arrays, the configured {agent.name} expects {len(paths)}"
+        )
+    out = []
+    for (path, leaf), value in zip(paths, leaves, strict=True):
+        value = np.asarray(value)
+        if value.shape != leaf.shape or value.dtype != leaf.dtype:
+            raise ParamsError(
+                f"{where}: {jax.tree_util.keystr(path)} has shape {value.shape} {value.dtype}, "
+                f"the configured {agent.name} expects {leaf.shape} {leaf.dtype}"
+            )
+        out.append(_weak(value) if getattr(leaf, "weak_type", False) else jnp.asarray(value))
+    return jax.tree_util.tree_unflatten(treedef, out), tuple(n for n in expected if n in saved)
 
 
 def run_episodes(
@@ -56,6 +142,10 @@ class Policy:
 
     `act(obs, deterministic=True)` takes one observation (obs_dim,) or a batch (B, obs_dim) and
     returns actions in the environment's own action bounds, with the same leading shape.
+    `state`: the agent state. From final_params.msgpack / best_params.msgpack only the fields
+    acting reads (`restored`, the algorithm's `Agent.acting_fields`) hold saved values, the
+    others are NaN (integers: 0); from a checkpoint (`which="checkpoint"` or a .ckpt path),
+    and from the files of runs before the acting-only format, it is the whole state.
     """
 
     def __init__(self, run_dir: str | Path, which: str = "final") -> None:
@@ -79,9 +169,10 @@ class Policy:
 
             saved = checkpoint.load(source).agent
             self.state = checkpoint.restore_agent(template, saved, f"checkpoint {source}")
+            self.restored = tuple(flax.serialization.to_state_dict(template))
         else:
-            self.state = jax.tree.map(
-                jnp.asarray, flax.serialization.from_bytes(template, source.read_bytes())
+            self.state, self.restored = restore_params(
+                template, self.agent, source.read_bytes(), str(source)
             )
         self.source = source
         self._det = jax.jit(self.agent.act_deterministic)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,7 +28,7 @@ from awmp.buffer import ReplayBuffer
 from awmp.callbacks import Callback, Callbacks
 from awmp.config import TrainConfig, to_dict
 from awmp.envs import EnvSpec, make_env
-from awmp.evaluate import BEST_PARAMS_FILE, PARAMS_FILE
+from awmp.evaluate import BEST_PARAMS_FILE, PARAMS_FILE, params_bytes
 from awmp.guard import DivergenceError, DivergenceGuard
 from awmp.logger import LogResumeError, RunLogger
 from awmp.rundir import RunDirError, checkpoint_interval, checkpoint_seconds, say, write_json
@@ -404,10 +403,11 @@ class Trainer:
         return self.seeds[0].hint()
 
     def _write_best(self, s: SeedRun, params) -> None:
-        """best_params.msgpack: the agent at the seed's best evaluation so far (ties: latest)."""
+        """best_params.msgpack: the acting parameters at the seed's best evaluation so far
+        (ties: latest)."""
         path = s.run_dir / BEST_PARAMS_FILE
         try:
-            checkpoint.atomic_write(path, flax.serialization.to_bytes(jax.device_get(params)))
+            checkpoint.atomic_write(path, params_bytes(self.agent, params))
         except OSError as e:
             raise RunDirError(f"cannot write {path}: {e.strerror or e}{self._hint()}") from None
 
@@ -416,11 +416,11 @@ class Trainer:
         return [self._write_final(i, s, wall) for i, s in enumerate(self.seeds)]
 
     def _write_final(self, i: int, s: SeedRun, wall: float) -> tuple[Path, dict]:
-        """A seed's final parameters and summary.json (written last: the run is complete)."""
+        """A seed's final acting parameters and summary.json (written last: the run is
+        complete). The whole final state is in the step's checkpoint."""
         params = s.run_dir / PARAMS_FILE
         try:
-            state = jax.device_get(self.axis.index(self.state, i))
-            params.write_bytes(flax.serialization.to_bytes(state))
+            params.write_bytes(params_bytes(self.agent, self.axis.index(self.state, i)))
         except OSError as e:
             raise RunDirError(f"cannot write {params}: {e.strerror or e}{self._hint()}") from None
         evals, step = s.evals, self.step

@@ -70,6 +70,11 @@ class Agent:
     update(state, batch) -> (state, metrics): one gradient step.
     extra_fields / warmup_extras: the extras' buffer shapes and their values for warm-up actions.
     hook: host-side work between updates (`Hook`), or None.
+    acting_fields: the state's fields that acting reads: `act`, `act_deterministic` and an
+        inspection tool's (SAC-AWMP's and TD3-AWMP's `weights`), the key included since `act`
+        splits it. final_params.msgpack and best_params.msgpack hold these fields only;
+        `awmp.load` fills the others with NaN (integers: 0), so a field missing here shows up
+        as NaN actions. None: the whole state (checkpoints always hold the whole state).
     """
 
     name: str
@@ -80,6 +85,7 @@ class Agent:
     extra_fields: dict[str, tuple[int, ...]] = field(default_factory=dict)
     warmup_extras: Callable[[np.ndarray], dict] = lambda action: {}
     hook: Hook | None = None
+    acting_fields: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -360,6 +360,9 @@ class CrossQ:
             act=self.act,
             act_deterministic=self.act_deterministic,
             update=self.update,
+            # act: actor, its BRN statistics (eval mode; {} without actor_brn) and key;
+            # act_deterministic: actor and statistics. The critics and alpha are not read.
+            acting_fields=("actor", "actor_stats", "key"),
         )
 
 

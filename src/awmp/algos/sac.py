@@ -189,6 +189,8 @@ class SAC:
             act=self.act,
             act_deterministic=self.act_deterministic,
             update=self.update,
+            # act: actor and key (split); act_deterministic: actor. Alpha is not read.
+            acting_fields=("actor", "key"),
         )
 
 

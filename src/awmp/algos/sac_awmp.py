@@ -655,7 +655,15 @@ class AWMP:
                 apply=self.prior_burst,
                 metric_names=self.hook_metric_names(),
             ),
+            acting_fields=self.acting_fields(),
         )
+
+    def acting_fields(self) -> tuple[str, ...]:
+        """The state fields act, act_deterministic and `weights` (awmp inspect) read: the
+        components, the gating's target critic Qbar_1 (eq. 16-17), the key (act), the prior
+        (weights' h) and, when learned, log alpha_pi (the gating's alpha_pi)."""
+        fields = ("policy", "target_critic", "prior", "key")
+        return (*fields, "log_alpha") if self.cfg.learn_alpha else fields
 
 
 def build(spec: EnvSpec, cfg: AWMPConfig) -> AWMP:

@@ -234,6 +234,7 @@ class TD3:
             act=self.act,
             act_deterministic=self.act_deterministic,
             update=self.update,
+            acting_fields=("actor", "key"),  # act: actor + key (noise); act_deterministic: actor
         )
 
 

@@ -426,6 +426,9 @@ class TD3AWMP:
                 apply=self.prior_burst,
                 metric_names=prior.hook_metric_names(cfg),
             ),
+            # act, act_deterministic: the actors and the gating's target critic Qbar_1 (act
+            # also the key); `weights` (awmp inspect) also the prior network.
+            acting_fields=("actor", "target_critic", "prior", "key"),
         )
 
 
