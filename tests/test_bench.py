@@ -79,3 +79,20 @@ def test_layout_bench_measures_every_layout_and_names_the_fastest(tmp_path, caps
         assert r["total_median"] == pytest.approx(sum(runs))
     assert result["rows"][0]["vs_one_process"] == pytest.approx(1.0)
     assert f"fastest: {result['fastest']}" in printed and result["fastest"] in names
+
+
+def test_crossq_bench_runs_ours_and_refuses_bad_widths(tmp_path, capsys):
+    """`awmp bench --crossq` (issue 14 section 3): our CrossQ with the given critic widths, and
+    SBX's beside it where SBX is installed (not in the project's venv). No timing asserted."""
+    from awmp.bench import peers_available
+
+    out = tmp_path / "crossq.json"
+    args = ["bench", "--crossq", "--env", "Pendulum-v1", "--hidden", "8", "--warmup", "500",
+            "--burn-in", "0", "--window", "500", "--reps", "1", "--out", str(out)]  # fmt: skip
+    assert cli_main(args) == 0
+    rows = json.loads(out.read_text())["contenders"]
+    names = ["ours CrossQ critics 8"] + (["SBX CrossQ critics 8"] * peers_available()["sbx"])
+    assert list(rows) == names
+    assert all(r["steps_per_s"] > 0 for r in rows.values())
+    assert cli_main(["bench", "--crossq", "--hidden", "wide"]) == 2
+    assert "--hidden needs positive integers" in capsys.readouterr().err

@@ -105,7 +105,9 @@ def matmul_rate(batch: int, shapes: list[tuple[int, int]], seconds: float = 1.0)
 # Our contenders
 
 
-def _our_config(algo: str, env: str, steps: int, warmup: int, setting: str, **awmp) -> TrainConfig:
+def _our_config(
+    algo: str, env: str, steps: int, warmup: int, setting: str, crossq_hidden=None, **awmp
+) -> TrainConfig:
     cfg = preset("paper")
     cfg.algo = algo  # type: ignore[assignment]
     cfg.env = env
@@ -119,6 +121,8 @@ def _our_config(algo: str, env: str, steps: int, warmup: int, setting: str, **aw
         for section in (cfg.sac, getattr(cfg, "td3", None)):
             if section is not None:
                 section.hidden, section.batch_size = (256, 256), 256
+    if crossq_hidden is not None:
+        cfg.crossq.hidden = tuple(crossq_hidden)
     for k, v in awmp.items():
         setattr(cfg.awmp, k, v)
     return cfg
@@ -231,7 +235,19 @@ def _prior_burst_seconds(cfg: TrainConfig) -> float:
 # Peers (installed by `pip install '.[bench]'`)
 
 
-def peer(name: str, lib: str, env: str, warmup: int, burn_in: int, window: int) -> Contender:
+def peer(
+    name: str,
+    lib: str,
+    env: str,
+    warmup: int,
+    burn_in: int,
+    window: int,
+    crossq_hidden: tuple[int, ...] | None = None,
+) -> Contender:
+    """SB3's or SBX's SAC (256x256, batch 256), or with `crossq_hidden` SBX's CrossQ at our
+    CrossQ's defaults (CrossQConfig: actor 256x256 with BRN, critics `crossq_hidden` with BRN,
+    batch 256, lr 1e-3, Adam b1 0.5, policy delay 3, learned alpha from 1.0)."""
+
     def run(rep: int) -> dict:
         import gymnasium as gym
 
@@ -242,11 +258,17 @@ def peer(name: str, lib: str, env: str, warmup: int, burn_in: int, window: int) 
 
             torch.set_num_threads(torch.get_num_threads())
             kw = {"device": "cpu"}
-        else:
+        elif crossq_hidden is None:
             from sbx import SAC
             from stable_baselines3.common.callbacks import BaseCallback
 
             kw = {}
+        else:
+            import optax
+            from sbx import CrossQ as SAC
+            from stable_baselines3.common.callbacks import BaseCallback
+
+            kw = {"learning_rate": 1e-3, "policy_delay": 3, "ent_coef": "auto_1.0"}
         marks: dict[int, float] = {}
         start, end = warmup + burn_in, warmup + burn_in + window
 
@@ -256,10 +278,18 @@ def peer(name: str, lib: str, env: str, warmup: int, burn_in: int, window: int) 
                     marks[self.num_timesteps] = time.perf_counter()
                 return True
 
+        policy_kwargs: dict = {"net_arch": [256, 256]}
+        if crossq_hidden is not None:
+            policy_kwargs = {
+                "net_arch": {"pi": [256, 256], "qf": list(crossq_hidden)},
+                "batch_norm": True, "batch_norm_actor": True, "batch_norm_momentum": 0.99,
+                "renorm_warmup_steps": 100_000, "optimizer_class": optax.adam,
+                "optimizer_kwargs": {"b1": 0.5},
+            }  # fmt: skip
         model = SAC(
             "MlpPolicy",
             gym.make(env),
-            policy_kwargs={"net_arch": [256, 256]},
+            policy_kwargs=policy_kwargs,
             batch_size=256,
             learning_starts=warmup,
             train_freq=1,
@@ -320,6 +350,18 @@ def build_contenders(env: str, warmup: int, burn_in: int, window: int, quick: bo
     return cs
 
 
+def crossq_contenders(
+    env: str, warmup: int, burn_in: int, window: int, hidden: tuple[int, ...]
+) -> list[Contender]:
+    """Our CrossQ and SBX's at equal settings (critics `hidden`), issue 14 section 3."""
+    w = (warmup, burn_in, window)
+    label = "x".join(map(str, hidden))
+    cs = [ours(f"ours CrossQ critics {label}", "crossq", env, "paper", *w, crossq_hidden=hidden)]
+    if peers_available()["sbx"]:
+        cs.append(peer(f"SBX CrossQ critics {label}", "sbx", env, *w, crossq_hidden=hidden))
+    return cs
+
+
 def _layout_main(args) -> int:
     from awmp import layout_bench
 
@@ -359,11 +401,28 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     p.add_argument("--algo", default="sac", help="--layout: the algorithm to run (default sac)")
     p.add_argument(
-        "--hidden", nargs="+", default=None, help="--layout: network sizes (default: preset)"
-    )
+        "--crossq", action="store_true",
+        help="instead: our CrossQ against SBX's CrossQ at equal settings (critics --hidden, "
+        "default 2048 2048 as in the CrossQ paper)",
+    )  # fmt: skip
+    p.add_argument(
+        "--hidden", nargs="+", default=None,
+        help="--layout: network sizes (default: preset); --crossq: critic widths",
+    )  # fmt: skip
     args = p.parse_args(argv)
     if args.layout:
         return _layout_main(args)
+    crossq_hidden = None
+    if args.crossq:
+        try:
+            crossq_hidden = tuple(int(h) for h in (args.hidden or (2048, 2048)))
+        except ValueError:
+            crossq_hidden = ()
+        if not crossq_hidden or min(crossq_hidden) < 1:
+            print(
+                f"awmp: error: --hidden needs positive integers, got {args.hidden}", file=sys.stderr
+            )
+            return 2
     if args.reps < 1 or args.window < 500 or args.window % 500 or args.burn_in % 500:
         print(
             "awmp: error: need --reps >= 1 and --window/--burn-in multiples of 500 (window >= 500)",
@@ -382,7 +441,10 @@ def main(argv: list[str] | None = None) -> int:
             "`pip install torch==2.13.0 && pip install -e '.[bench]'` to compare",
             flush=True,
         )
-    cs = build_contenders(args.env, args.warmup, args.burn_in, args.window, args.quick)
+    if crossq_hidden is not None:
+        cs = crossq_contenders(args.env, args.warmup, args.burn_in, args.window, crossq_hidden)
+    else:
+        cs = build_contenders(args.env, args.warmup, args.burn_in, args.window, args.quick)
     t0 = time.perf_counter()
     for rep in range(args.reps):
         for c in cs:
@@ -398,35 +460,14 @@ def main(argv: list[str] | None = None) -> int:
         return statistics.median(vals) if vals else None
 
     rows = {c.name: {k: med(c, k) for k in c.results[0]} | {"runs": c.results} for c in cs}
-    from awmp.envs import make_env
-
-    env, spec = make_env(args.env)
-    env.close()
-    eff = {}
-    for name, hidden, batch in (
-        ("ours SAC 256x256/b256", (256, 256), 256),
-        ("ours SAC paper", (400, 400), 100),
-    ):
-        flops = sac_update_flops(spec.obs_dim, spec.act_dim, hidden, batch)
-        rate = matmul_rate(batch, sac_update_shapes(spec.obs_dim, spec.act_dim, hidden))
-        ups = rows[name]["bare_updates_per_s"]
-        eff[name] = {
-            "update_flops": flops,
-            "matmul_flops_per_s": rate,
-            "bare_updates_per_s": ups,
-            "efficiency": flops * ups / rate,
-        }
-    ratios = {}
-    ours256 = rows["ours SAC 256x256/b256"]["steps_per_s"]
-    for peer_name in ("SB3 SAC 256x256/b256", "SBX SAC 256x256/b256"):
-        if peer_name in rows:
-            ratios[f"ours SAC / {peer_name.split()[0]} SAC"] = (
-                ours256 / rows[peer_name]["steps_per_s"]
+    if crossq_hidden is not None:
+        eff, ratios = {}, {}
+        if len(cs) == 2:
+            ratios["ours CrossQ / SBX CrossQ"] = (
+                rows[cs[0].name]["steps_per_s"] / rows[cs[1].name]["steps_per_s"]
             )
-    if "ours SAC-AWMP O=4 paper" in rows:
-        ratios["SAC-AWMP O=4 cost / SAC (paper), per env step"] = (
-            rows["ours SAC paper"]["steps_per_s"] / rows["ours SAC-AWMP O=4 paper"]["steps_per_s"]
-        )
+    else:
+        eff, ratios = _sac_figures(args.env, rows)
     result = {
         "env": args.env,
         "reps": args.reps,
@@ -457,3 +498,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{k}: {v:.2f}x")
     print(f"\nwritten {args.out} in {result['wall_s']:.0f} s")
     return 0
+
+
+def _sac_figures(env_id: str, rows: dict) -> tuple[dict, dict]:
+    """FLOP efficiency of our SAC and the throughput ratios of the default benchmark."""
+    from awmp.envs import make_env
+
+    env, spec = make_env(env_id)
+    env.close()
+    eff = {}
+    for name, hidden, batch in (
+        ("ours SAC 256x256/b256", (256, 256), 256),
+        ("ours SAC paper", (400, 400), 100),
+    ):
+        flops = sac_update_flops(spec.obs_dim, spec.act_dim, hidden, batch)
+        rate = matmul_rate(batch, sac_update_shapes(spec.obs_dim, spec.act_dim, hidden))
+        ups = rows[name]["bare_updates_per_s"]
+        eff[name] = {
+            "update_flops": flops,
+            "matmul_flops_per_s": rate,
+            "bare_updates_per_s": ups,
+            "efficiency": flops * ups / rate,
+        }
+    ratios = {}
+    ours256 = rows["ours SAC 256x256/b256"]["steps_per_s"]
+    for peer_name in ("SB3 SAC 256x256/b256", "SBX SAC 256x256/b256"):
+        if peer_name in rows:
+            ratios[f"ours SAC / {peer_name.split()[0]} SAC"] = (
+                ours256 / rows[peer_name]["steps_per_s"]
+            )
+    if "ours SAC-AWMP O=4 paper" in rows:
+        ratios["SAC-AWMP O=4 cost / SAC (paper), per env step"] = (
+            rows["ours SAC paper"]["steps_per_s"] / rows["ours SAC-AWMP O=4 paper"]["steps_per_s"]
+        )
+    return eff, ratios
