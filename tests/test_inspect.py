@@ -52,6 +52,17 @@ def test_inspect_writes_plots_and_weights(awmp_run, tmp_path, capsys):
     np.testing.assert_allclose(h.sum(axis=1), 1.0, atol=1e-5)
     result = json.loads((out / "inspect.json").read_text())
     assert sum(result["usage"]["rho_argmax"]) == 100
+    # sharpness: per-state max and entropy of rho and h and argmax agreement, recomputed here
+    # in float64 from the CSV's columns with an explicit loop over the steps.
+    sharp = result["sharpness"]
+    ent_rho = [-sum(p * np.log(p) for p in row if p > 0) for row in rho.astype(np.float64)]
+    ent_h = [-sum(p * np.log(p) for p in row if p > 0) for row in h.astype(np.float64)]
+    assert sharp["rho_max"] == pytest.approx(np.mean([max(r) for r in rho]), abs=1e-5)
+    assert sharp["h_entropy"] == pytest.approx(np.mean(ent_h), abs=1e-4)
+    assert sharp["rho_entropy"] == pytest.approx(np.mean(ent_rho), abs=1e-4)
+    agree = [list(r).index(max(r)) == list(q).index(max(q)) for r, q in zip(rho, h, strict=True)]
+    assert sharp["argmax_agreement"] == pytest.approx(np.mean(agree))
+    assert sharp["uniform_entropy"] == pytest.approx(np.log(3))
     # The recorded return is that of the recorded rewards.
     ep0 = [float(r["reward"]) for r in rows if r["episode"] == "0"]
     assert result["returns"][0] == pytest.approx(sum(ep0), rel=1e-6)

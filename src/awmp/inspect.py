@@ -11,6 +11,8 @@ RUN_DIR/inspect):
 - `component_by_observation.png`: the active component against each of the first four
   observation dimensions (on awmp/Switch-v0: which component serves which side of c = 0);
 - `weights.csv`: episode, t, observation, action, reward, rho_g, h_g per step;
+- `inspect.json`: the files, returns, component usage and `sharpness` (per-state largest weight
+  and entropy of rho and of h, and how often their argmax agree, averaged over all steps);
 - with `--video`: `episode<k>.mp4`, MuJoCo offscreen frames (MUJOCO_GL=egl) with the active
   component written on each frame. Needs imageio with its ffmpeg plugin (`pip install
   awmp[video]`); when it or rendering is unavailable, the reason is printed and the plots are
@@ -140,6 +142,26 @@ def plot_usage(episodes: list[dict], path: Path) -> tuple[Path, dict]:
     return path, usage
 
 
+def sharpness(episodes: list[dict]) -> dict:
+    """How decided rho and h are per state, averaged over all steps: the largest weight and the
+    entropy in nats (uniform over O components: 1/O and ln O), and how often argmax rho and
+    argmax h name the same component (chance 1/O). docs/RESULTS.md §3 reads these."""
+    rho = np.concatenate([e["rho"] for e in episodes])
+    h = np.concatenate([e["h"] for e in episodes])
+
+    def entropy(p: np.ndarray) -> float:
+        return float(np.mean(-(p * np.log(np.clip(p, 1e-12, 1.0))).sum(axis=1)))
+
+    return {
+        "rho_max": float(rho.max(axis=1).mean()),
+        "rho_entropy": entropy(rho),
+        "h_max": float(h.max(axis=1).mean()),
+        "h_entropy": entropy(h),
+        "argmax_agreement": float(np.mean(rho.argmax(axis=1) == h.argmax(axis=1))),
+        "uniform_entropy": float(np.log(rho.shape[1])),
+    }
+
+
 def plot_component_by_obs(episodes: list[dict], path: Path, max_dims: int = 4) -> Path:
     """Which component is active (argmax rho) against each of the first observation
     dimensions: on awmp/Switch-v0 (obs = position, cue) it shows which serves which side."""
@@ -258,6 +280,7 @@ def inspect_run(
         "files": [str(f) for f in files],
         "returns": [float(np.sum(e["reward"])) for e in eps],
         "usage": usage,
+        "sharpness": sharpness(eps),
         "notes": notes,
     }
     (out / "inspect.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -286,5 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for note in result["notes"]:
         print(note, file=sys.stderr)
-    print(json.dumps({k: result[k] for k in ("out", "files", "returns", "usage")}, indent=2))
+    print(
+        json.dumps(
+            {k: result[k] for k in ("out", "files", "returns", "usage", "sharpness")}, indent=2
+        )
+    )
     return 0
