@@ -420,7 +420,8 @@ class Trainer:
         complete). The whole final state is in the step's checkpoint."""
         params = s.run_dir / PARAMS_FILE
         try:
-            params.write_bytes(params_bytes(self.agent, self.axis.index(self.state, i)))
+            state = self.axis.index(self.state, i)
+            checkpoint.atomic_write(params, params_bytes(self.agent, state))
         except OSError as e:
             raise RunDirError(f"cannot write {params}: {e.strerror or e}{self._hint()}") from None
         evals, step = s.evals, self.step
