@@ -29,10 +29,7 @@ from awmp.algos import sac_awmp
 from awmp.algos.sac_awmp import squash_mean
 from awmp.config import env_kwargs
 from awmp.envs import make_env
-
-
-def _entropy(p: np.ndarray) -> np.ndarray:
-    return -(p * np.log(np.clip(p, 1e-12, 1.0))).sum(-1)
+from awmp.inspect import sharpness
 
 
 def anatomy(run_dir: str, episodes: int, seed: int = 0) -> dict:
@@ -77,15 +74,13 @@ def anatomy(run_dir: str, episodes: int, seed: int = 0) -> dict:
     pairs = list(itertools.combinations(range(o), 2))
     dist = np.mean([np.linalg.norm(a[:, g] - a[:, j], axis=-1) for g, j in pairs], axis=0)
     spread = logits.max(1) - logits.min(1)
+    sharp = sharpness([{"rho": rho, "h": h}])  # awmp inspect's per-state numbers
     return {
         "run": run_dir,
         "steps": len(rho),
         "return": float(np.mean(rec["ret"])),
-        "rho_max": float(rho.max(1).mean()),
-        "rho_entropy": float(_entropy(rho).mean()),
-        "h_max": float(h.max(1).mean()),
-        "h_entropy": float(_entropy(h).mean()),
-        "agree": float(np.mean(rho.argmax(1) == h.argmax(1))),
+        **{k: sharp[k] for k in ("rho_max", "rho_entropy", "h_max", "h_entropy")},
+        "agree": sharp["argmax_agreement"],
         "logit_spread_over_T": float(np.median(spread) / cfg.gating_temperature),
         "component_distance": float(dist.mean()),
         "component_distance_rel": float(dist.mean() / np.sqrt(d)),
