@@ -2,7 +2,8 @@
 # Run evidence cells one after another on one CPU core, single-threaded XLA (issue 15: one
 # pinned process per core finishes ~1.5x the runs/hour of one process on both cores).
 # Usage: experiments/run_pinned.sh CORE DEADLINE_EPOCH GRID:SEED:MINUTES ...
-# The grid file is experiments/evidence.toml, or AWMP_GRID_FILE.
+# The grid file is experiments/evidence.toml, or AWMP_GRID_FILE; the runs go to runs/evidence, or
+# AWMP_RUNS; AWMP_EXTRA_ARGS is passed on to awmp experiment (e.g. "--budget 60000").
 # A cell starts only if its estimated MINUTES fit before DEADLINE_EPOCH (unix seconds), so a
 # session never leaves a half-finished run behind.
 set -u
@@ -20,6 +21,6 @@ for item in "$@"; do
   fi
   echo "$(date -u +%FT%TZ) start $grid seed $seed on core $core"
   taskset -c "$core" .venv/bin/awmp experiment "${AWMP_GRID_FILE:-experiments/evidence.toml}" \
-    --only "$grid" --seeds "$seed" --out runs/evidence --workers 1
+    --only "$grid" --seeds "$seed" --out "${AWMP_RUNS:-runs/evidence}" --workers 1 ${AWMP_EXTRA_ARGS:-}
   echo "$(date -u +%FT%TZ) end $grid seed $seed rc=$?"
 done
