@@ -105,8 +105,9 @@ def capture_agent(state: Any) -> dict:
     return {"arrays": arrays, "info": json.dumps(info)}
 
 
-def _weak(value: np.ndarray) -> jax.Array:
-    """`value` as a weakly typed array of its own dtype, like the live state's leaf was."""
+def weak_array(value: np.ndarray) -> jax.Array:
+    """`value` as a weakly typed array of its own dtype, like the live state's leaf was (shared
+    by checkpoint and parameter-file restores, awmp.evaluate)."""
     scalar = jnp.asarray(value.item()) if value.ndim == 0 else None
     if scalar is not None and scalar.dtype == value.dtype:
         return scalar  # a Python scalar is weakly typed: the public way
@@ -143,7 +144,7 @@ def restore_agent(template: Any, saved: dict, where: str) -> Any:
                 f"{where}: agent state {meta['path']} has shape {value.shape} {value.dtype}, the "
                 f"configured algorithm expects {name} with {leaf.shape} {leaf.dtype}"
             )
-        out.append(_weak(value) if meta["weak_type"] else jnp.asarray(value))
+        out.append(weak_array(value) if meta["weak_type"] else jnp.asarray(value))
     return jax.tree_util.tree_unflatten(treedef, out)
 
 

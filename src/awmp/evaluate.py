@@ -67,7 +67,7 @@ def restore_params(
     state (runs before the acting-only format, or an algorithm without `acting_fields`) gives
     the whole state. Raises ParamsError when the file's fields or shapes do not fit.
     """
-    from awmp.checkpoint import _weak
+    from awmp.checkpoint import weak_array
 
     try:
         saved = flax.serialization.msgpack_restore(data)
@@ -103,7 +103,7 @@ def restore_params(
                 f"{where}: {jax.tree_util.keystr(path)} has shape {value.shape} {value.dtype}, "
                 f"the configured {agent.name} expects {leaf.shape} {leaf.dtype}"
             )
-        out.append(_weak(value) if getattr(leaf, "weak_type", False) else jnp.asarray(value))
+        out.append(weak_array(value) if getattr(leaf, "weak_type", False) else jnp.asarray(value))
     return jax.tree_util.tree_unflatten(treedef, out), tuple(n for n in expected if n in saved)
 
 
