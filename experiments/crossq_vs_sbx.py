@@ -162,12 +162,7 @@ def _sbx_to_ours(sbx_model, ours_state):
         return {k: {"mean": v["mean"], "var": v["var"], "steps": jnp.asarray(v["steps"], jnp.int32)}
                 for k, v in st.items()}  # fmt: skip
 
-    actor = {k: v for k, v in a_par.items() if k not in ("Dense_2", "Dense_3")}
-    # Our actor's last layer is one Dense of 2|A| outputs, split into mean and log sigma.
-    actor["Dense_2"] = {
-        n: jnp.concatenate([a_par["Dense_2"][n], a_par["Dense_3"][n]], axis=-1)
-        for n in ("kernel", "bias")
-    }
+    actor = _sbx_to_ours_actor(a_par)
     (critic_name,) = ours_state.critic.keys()
     out = ours_state.replace(
         actor=actor, actor_stats=stats(a_st),
@@ -323,6 +318,8 @@ def _vars_of(params, stats) -> dict:
 
 
 def _sbx_to_ours_actor(a_par):
+    """SBX's actor parameters in our layout: our last layer is one Dense of 2|A| outputs (mean,
+    log sigma), SBX's two Dense layers of |A| (Dense_2: mean, Dense_3: log sigma)."""
     import jax.numpy as jnp
 
     out = {k: v for k, v in a_par.items() if k not in ("Dense_2", "Dense_3")}
