@@ -211,6 +211,49 @@ def test_bootstrap_difference_ci_matches_exact_enumeration_for_iqm():
     assert np.quantile(exact, 0.965) <= hi <= np.quantile(exact, 0.985)
 
 
+def brute_permutation_p(a, b) -> float:
+    """Two-sided p by enumerating every way to pick len(a) of the pooled runs as group A
+    (float64, itertools): 2 x min(P[T >= t], P[T <= t]), clipped to 1."""
+    pooled = [float(v) for v in (*a, *b)]
+    t = sum(a) / len(a) - sum(b) / len(b)
+    diffs = []
+    for idx in itertools.combinations(range(len(pooled)), len(a)):
+        ga = [pooled[i] for i in idx]
+        gb = [pooled[i] for i in range(len(pooled)) if i not in idx]
+        diffs.append(sum(ga) / len(ga) - sum(gb) / len(gb))
+    ge = sum(d >= t - 1e-9 for d in diffs) / len(diffs)
+    le = sum(d <= t + 1e-9 for d in diffs) / len(diffs)
+    return min(1.0, 2 * min(ge, le))
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ([4.0, 5.0, 6.0], [1.0, 2.0, 3.0]),  # the most extreme split: 2 of 20 -> p = 0.1
+        ([343.0, 343.0, 479.0], [619.0, 457.0, 604.0]),  # ties in a group
+        ([538.0, 12.0, 1300.0, 77.0, 610.0], [440.0, 95.0, 2476.0, 323.0]),  # unequal sizes
+        ([1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 2.0, 3.0, 4.0, 5.0]),  # no difference: p = 1
+    ],
+)
+def test_permutation_p_matches_brute_force_enumeration(a, b):
+    assert report.permutation_p(a, b) == pytest.approx(brute_permutation_p(a, b), abs=1e-12)
+    assert report.permutation_p(b, a) == pytest.approx(brute_permutation_p(b, a), abs=1e-12)
+
+
+def test_permutation_p_hand_values_and_random_relabellings():
+    # 3 v 3 fully separated: only the observed split and its mirror are as extreme (2 / 20).
+    assert report.permutation_p([4.0, 5.0, 6.0], [1.0, 2.0, 3.0]) == pytest.approx(0.1)
+    # 5 v 5 fully separated: 2 / C(10, 5) = 2 / 252.
+    assert report.permutation_p(np.arange(5.0) + 10, np.arange(5.0)) == pytest.approx(2 / 252)
+    # Past the exact limit it draws relabellings: close to the exact value.
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0.5, 1.0, 7), rng.normal(0.0, 1.0, 6)
+    exact = brute_permutation_p(list(a), list(b))
+    drawn = report.permutation_p(a, b, exact_limit=10, reps=50_000, seed=1)
+    assert drawn == pytest.approx(exact, abs=0.01)
+    assert np.isnan(report.permutation_p([1.0], [2.0, 3.0]))  # one run: no test
+
+
 def test_report_states_the_difference_against_sac(tmp_path):
     runs = tmp_path / "runs"
     finals = {"sac": [100.0, 200.0, 300.0], "sac-awmp": [900.0, 1000.0, 1100.0]}
@@ -228,6 +271,7 @@ def test_report_states_the_difference_against_sac(tmp_path):
     assert cells[5].startswith("+800.0 [")
     lo = float(cells[5].split("[")[1].split(",")[0])
     assert lo > 0  # every resample separates these groups
+    assert cells[7] == "0.100"  # the exact permutation test's floor with 3 runs per group
 
 
 def test_every_non_default_variant_gets_a_curve(tmp_path, capsys):
