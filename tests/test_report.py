@@ -274,6 +274,26 @@ def test_report_states_the_difference_against_sac(tmp_path):
     assert cells[7] == "0.100"  # the exact permutation test's floor with 3 runs per group
 
 
+def test_report_gives_no_interval_for_a_single_run_group(tmp_path):
+    """One run has no spread to resample: the difference is stated without an interval (a CI
+    from the other group's spread alone would read as if it separated the groups)."""
+    runs = tmp_path / "runs"
+    for seed, v in enumerate([100.0, 200.0, 300.0]):
+        fake_run(runs, f"sac/s{seed}", "Hopper-v5", "sac", seed, [0.0, v], 2000, 1000)
+    fake_run(runs, "td3/s0", "Hopper-v5", "td3", 0, [0.0, 900.0], 2000, 1000)
+    out = tmp_path / "report"
+    assert cli_main(["report", str(runs), "--out", str(out)]) == 0
+    row = next(
+        line
+        for line in (out / "report.md").read_text().splitlines()
+        if line.startswith("| Hopper-v5 | 2,000 | td3")
+    )
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[4] == "1, 3"
+    assert cells[5] == "+700.0 [no CI: a group has 1 run]"
+    assert cells[7] == "–"
+
+
 def test_every_non_default_variant_gets_a_curve(tmp_path, capsys):
     """Variants outside Fig. 4/5 (zeta, network sizes, the issue-11 switches) are drawn beside
     the default; a task with only an O ablation gets its ablation figure and no variants one."""

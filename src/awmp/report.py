@@ -578,13 +578,25 @@ def comparisons(stats: list[GroupStats], groups: dict[GroupKey, list[Run]]) -> l
         rows.append({
             "env": env, "budget": budget, "a": (algo, variant or "default"),
             "b": (base[1], base[2] or "default"), "n_a": a.size, "n_b": b.size,
-            "mean": bootstrap_diff_ci(a, b, "mean"), "iqm": bootstrap_diff_ci(a, b, "iqm"),
+            "mean": _diff_ci(a, b, "mean"), "iqm": _diff_ci(a, b, "iqm"),
             "p": permutation_p(a, b),
         })  # fmt: skip
     return rows
 
 
+def _diff_ci(a: np.ndarray, b: np.ndarray, statistic: str) -> tuple[float, float, float]:
+    """bootstrap_diff_ci, but no interval (NaN ends) when a group has a single run: resampling
+    one run never varies it, so the interval would cover only the other group's spread and read
+    as if it separated the groups."""
+    if min(a.size, b.size) < 2:
+        f = STATISTICS[statistic]
+        return float(f(a) - f(b)), math.nan, math.nan
+    return bootstrap_diff_ci(a, b, statistic)
+
+
 def _diff_text(d: tuple[float, float, float]) -> str:
+    if math.isnan(d[1]):
+        return f"{d[0]:+.1f} [no CI: a group has 1 run]"
     return f"{d[0]:+.1f} [{d[1]:+.1f}, {d[2]:+.1f}]"
 
 
