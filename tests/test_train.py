@@ -122,6 +122,8 @@ def test_load_act_reproduces_training_evaluation(tiny_cfg):
     obs = np.random.default_rng(7).normal(size=(4, 3)).astype(np.float32)
     batch = policy.act(obs)
     assert batch.shape == (4, 1) and np.all(np.abs(batch) <= 2.0)  # Pendulum torque in [-2, 2]
+    # One observation goes through the same (1, obs_dim) batch as a one-row batch: bitwise equal.
+    np.testing.assert_array_equal(policy.act(obs[0]), policy.act(obs[:1])[0])
     # One row and a batch of four go through float32 matmuls of different shapes, whose sums
     # may round differently (4.5e-8 apart on an action of -0.02 once, CI 2026-12-02): an
     # absolute float32-rounding tolerance on torques of size 2, not a relative one near 0.
