@@ -8,7 +8,7 @@ import pytest
 
 import awmp  # noqa: F401  (registers the task)
 from awmp.envs import make_env
-from awmp.tasks import SWITCH_ID, SwitchEnv, optimal_action
+from awmp.tasks import FORK_ID, SWITCH_ID, SwitchEnv, optimal_action
 
 
 def rollout(env, policy, seed: int) -> tuple[float, list]:
@@ -115,3 +115,78 @@ def test_optimal_beats_every_linear_policy():
                 best = max(best, np.mean(_returns(cues, policy, p0)))
     optimal = np.mean(_returns(cues, lambda p, c: np.where(c >= 0, 1.0, -1.0), p0))
     assert optimal - best > 1.5, (optimal, best)
+
+
+# -- awmp/Fork-v0 -------------------------------------------------------------------------------
+
+
+def _fork_r(a, c):
+    """The documented reward, written out again: two Gaussian bumps of width 0.15 at +-0.6,
+    weighted (1 + c)/2 and (1 - c)/2."""
+    a, c = np.asarray(a, np.float64), np.asarray(c, np.float64)
+    return (1 + c) / 2 * np.exp(-((a - 0.6) ** 2) / 0.045) + (1 - c) / 2 * np.exp(
+        -((a + 0.6) ** 2) / 0.045
+    )
+
+
+def test_fork_spaces_reward_and_determinism():
+    env, spec = make_env(FORK_ID)
+    assert (spec.obs_dim, spec.act_dim) == (1, 1)
+    rng = np.random.default_rng(3)
+    for seed in range(5):
+        obs, _ = env.reset(seed=seed)
+        assert env.unwrapped.observation_space.contains(obs)
+        c, steps, done = float(obs[0]), 0, False
+        while not done:
+            a = rng.uniform(-1.5, 1.5, 1)  # outside the box too: clipped like the env says
+            o, r, term, trunc, _ = env.step(a)
+            assert o[0] == c and not term  # the cue stays; never terminal
+            assert r == pytest.approx(float(_fork_r(np.clip(a[0], -1, 1), c)), rel=1e-12)
+            steps, done = steps + 1, term or trunc
+        assert steps == 50
+    o1, _ = gym.make(FORK_ID).reset(seed=11)
+    o2, _ = gym.make(FORK_ID).reset(seed=11)
+    assert np.array_equal(o1, o2)
+    assert len({float(env.reset(seed=s)[0][0]) for s in range(20)}) == 20
+
+
+@pytest.mark.parametrize("c", [-0.9, -0.2, -0.01, 0.01, 0.2, 0.9])
+def test_fork_best_action_by_brute_force_and_the_valley(c):
+    actions = np.linspace(-1, 1, 20001)  # step 1e-4
+    r = _fork_r(actions, c)
+    best = actions[np.argmax(r)]
+    assert best == pytest.approx(0.6 * np.sign(c), abs=2e-4)
+    assert r.max() == pytest.approx((1 + abs(c)) / 2, rel=1e-9)
+    # The other mode is a strict local maximum, lower by |c|, behind a valley near 0.
+    other = np.abs(actions + 0.6 * np.sign(c)) < 0.3
+    k = np.flatnonzero(other)[np.argmax(r[other])]
+    assert actions[k] == pytest.approx(-0.6 * np.sign(c), abs=2e-4)
+    assert r[k] > r[k - 1] and r[k] > r[k + 1]
+    assert r.max() - r[k] == pytest.approx(abs(c), rel=1e-6)
+    between = np.abs(actions) < 0.1
+    assert r[between].max() < 0.02 and _fork_r(0.0, c) < 3.4e-4
+
+
+def test_fork_mean_returns_by_monte_carlo():
+    """Through the env itself, over its own cue draws, against closed forms with c ~ U(-1, 1):
+    optimal 50 E[(1 + |c|)/2] = 37.5; one mode for every cue 50 E[(1 + c)/2] = 25; the blend
+    a = 0 exactly 50 exp(-8) = 0.0168 for every cue (the other bump's tail at distance 1.2,
+    exp(-32), is below these tolerances)."""
+    env, _ = make_env(FORK_ID)
+    policies = {
+        37.5: lambda c: 0.6 * np.sign(c),
+        25.0: lambda c: 0.6,
+        50 * np.exp(-8.0): lambda c: 0.0,
+    }
+    n = 300
+    for expected, policy in policies.items():
+        returns = []
+        for seed in range(n):
+            obs, _ = env.reset(seed=1000 + seed)
+            total, done = 0.0, False
+            while not done:
+                obs, r, term, trunc, _ = env.step(np.array([policy(float(obs[0]))]))
+                total, done = total + r, term or trunc
+            returns.append(total)
+        se = np.std(returns) / np.sqrt(n)  # 0.42 (optimal), 0.83 (one mode), 0 (blend)
+        assert np.mean(returns) == pytest.approx(expected, abs=4 * se + 1e-9)

@@ -1,6 +1,6 @@
 """awmp: SAC-AWMP (Soft Actor-Critic with an Advantage-Weighted Mixture Policy), SAC and TD3."""
 
-from awmp import tasks  # noqa: F401  (registers awmp/Switch-v0 with gymnasium)
+from awmp import tasks  # noqa: F401  (registers awmp/Switch-v0 and awmp/Fork-v0 with gymnasium)
 from awmp._version import __version__
 from awmp.callbacks import Callback
 from awmp.config import TrainConfig, preset

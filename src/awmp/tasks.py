@@ -1,4 +1,5 @@
-"""Small tasks of our own that test the paper's premise in minutes.
+"""Small tasks of our own that test the paper's premise in minutes: awmp/Switch-v0 below, and
+awmp/Fork-v0 (`ForkEnv`), which separates the mode choice from input resolution.
 
 `awmp/Switch-v0`: the paper's motivation (Section 1) is that optimal policies are often
 discontinuous: two states with similar representations can need very different actions, which
@@ -70,9 +71,66 @@ def optimal_action(obs: np.ndarray) -> np.ndarray:
     return np.where(obs[..., 1:2] >= 0, 1.0, -1.0).astype(np.float32)
 
 
+FORK_ID = "awmp/Fork-v0"
+FORK_STEPS = 50
+FORK_MODE = 0.6  # the two good actions, +-0.6
+FORK_WIDTH = 0.15  # each mode's reward bump: exp(-(a - m)^2 / (2 * 0.15^2))
+
+
+class ForkEnv(gym.Env):
+    """A second premise task (issue 11 §4): the best action jumps across c = 0 *and* the actions
+    in between are bad, while the cue is easy to resolve.
+
+    Switch-v0 turned out to test how finely a network resolves its input near c = 0 as much as
+    whether one Gaussian can jump (docs/RESULTS.md §3, question 3): its cue c = u^3 puts 46% of
+    the episodes at |c| < 0.1, where critic and actor alike must resolve the sign of a tiny
+    input. Fork separates the two. Each episode draws a cue c ~ U(-1, 1) that stays fixed;
+    observation (c,); action a in [-1, 1]; nothing moves; every step pays
+
+        r(a; c) = (1 + c)/2 k(a - 0.6) + (1 - c)/2 k(a + 0.6),  k(x) = exp(-x^2 / (2 * 0.15^2)),
+
+    50 steps, no termination. Two reward modes, at a = +0.6 and a = -0.6, with a valley between
+    (r(0; c) < 3.4e-4); the mode at +0.6 is the higher one exactly when c > 0. The optimal policy
+    a*(c) = 0.6 sign(c) earns 50 (1 + |c|)/2 (mean 37.5 over the cue distribution); a policy that
+    stays on one mode for every cue earns 50/2 (mean 25); one that blends the modes, a = 0,
+    almost nothing. The stake of choosing the wrong mode is 50 |c|: resolving sign(c) matters
+    only as much as |c| does, so resolution costs little here. What costs is the valley: for
+    every c < 0, a = +0.6 is a strict local maximum of r(.; c) (and a = -0.6 for every c > 0),
+    so a unimodal policy that follows dQ/da from the wrong mode stays there, while a mixture with
+    a component on each mode and a gate that ranks them by Q can pick the better one at once.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self) -> None:
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.cue = 0.0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.cue = float(np.float32(self.np_random.uniform(-1.0, 1.0)))
+        return np.array([self.cue], np.float32), {}
+
+    def step(self, action):
+        a = float(np.clip(np.asarray(action, np.float64).reshape(-1)[0], -1.0, 1.0))
+        return np.array([self.cue], np.float32), fork_reward(a, self.cue), False, False, {}
+
+
+def fork_reward(a: float | np.ndarray, c: float | np.ndarray) -> float | np.ndarray:
+    """r(a; c) of awmp/Fork-v0 (see ForkEnv), elementwise."""
+
+    def k(x):
+        return np.exp(-np.square(x) / (2.0 * FORK_WIDTH**2))
+
+    return (1.0 + c) / 2.0 * k(a - FORK_MODE) + (1.0 - c) / 2.0 * k(a + FORK_MODE)
+
+
 def register() -> None:
     if SWITCH_ID not in gym.registry:
         gym.register(SWITCH_ID, entry_point=SwitchEnv, max_episode_steps=SWITCH_STEPS)
+    if FORK_ID not in gym.registry:
+        gym.register(FORK_ID, entry_point=ForkEnv, max_episode_steps=FORK_STEPS)
 
 
 register()
