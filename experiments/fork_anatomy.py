@@ -1,0 +1,131 @@
+"""What a trained policy does on awmp/Fork-v0 (docs/RESULTS.md §3, question 6).
+
+Fork's reward has two modes, a = +0.6 (better when c > 0) and a = -0.6 (better when c < 0),
+with a valley between (src/awmp/tasks.py). For each run, on a grid of 2,001 cues c in [-1, 1]
+(uniform, as the env draws them; nothing moves within an episode, so an episode's return is
+50 r(a(c); c) for the deterministic action a(c)), it measures:
+
+- the mean return and the regret (optimal 50 (1 + |c|)/2 minus return), in all and per band
+  of |c|: [0, 0.1), [0.1, 0.5), [0.5, 1];
+- where the policy acts: the fraction of cues on the right mode (|a - 0.6 sign(c)| < 0.15),
+  on the wrong mode (|a + 0.6 sign(c)| < 0.15) and elsewhere (the valley or beyond the modes);
+- for SAC-AWMP: the same fractions for the mean of each component, whether each component
+  sits on one mode for every cue (a specialist) or switches with c, the gate's median largest
+  weight max ρ, and the return of acting with the argmax-ρ component's mean instead of the
+  ρ-weighted blend (the run's own evaluation).
+
+Usage: python experiments/fork_anatomy.py RUN_DIR [RUN_DIR ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import awmp
+from awmp.algos import sac_awmp
+from awmp.algos.sac_awmp import squash_mean
+from awmp.tasks import FORK_ID, FORK_MODE, FORK_STEPS, FORK_WIDTH, fork_reward
+
+CUES = np.linspace(-1.0, 1.0, 2001)
+BANDS = (0.0, 0.1, 0.5, 1.0 + 1e-9)
+
+
+def where(a: np.ndarray) -> dict[str, float]:
+    """Fractions of the cues with the action on the right mode, the wrong mode, elsewhere."""
+    s = np.where(CUES >= 0, 1.0, -1.0)
+    right = np.abs(a - FORK_MODE * s) < FORK_WIDTH
+    wrong = np.abs(a + FORK_MODE * s) < FORK_WIDTH
+    return {
+        "right": float(right.mean()),
+        "wrong": float(wrong.mean()),
+        "elsewhere": float((~right & ~wrong).mean()),
+    }
+
+
+def returns(a: np.ndarray) -> dict:
+    ret = FORK_STEPS * fork_reward(np.clip(a, -1, 1), CUES)
+    regret = FORK_STEPS * (1 + np.abs(CUES)) / 2 - ret
+    band = np.digitize(np.abs(CUES), BANDS) - 1
+    return {
+        "return": float(ret.mean()),
+        "regret": float(regret.mean()),
+        "band_regret": [float(regret[band == b].mean()) for b in range(len(BANDS) - 1)],
+        **where(a),
+    }
+
+
+def analyse(run_dir: str) -> dict:
+    policy = awmp.load(run_dir)
+    if policy.config.env != FORK_ID:
+        raise SystemExit(f"{run_dir}: an {FORK_ID} run is needed, not {policy.config.env}")
+    obs = CUES[:, None].astype(np.float32)
+    out = {"run": run_dir, "algo": policy.config.algo}
+    out["own evaluation"] = returns(np.asarray(policy.act_normalized(obs))[:, 0])
+    if policy.config.algo == "sac-awmp":
+        model = sac_awmp.build(policy.spec, policy.config.awmp)
+        nets = model.nets(policy.state)
+
+        @jax.jit
+        def components(o):
+            mean, log_std = model.policy_net.apply(policy.state.policy, o)
+            a, logp = squash_mean(mean, log_std)
+            return a, jnp.exp(model.gating(nets, o, a, logp))
+
+        a, rho = (np.asarray(x) for x in components(jnp.asarray(obs)))  # (O, N, 1), (N, O)
+        out["argmax ρ component"] = returns(a[np.argmax(rho, 1), np.arange(len(CUES)), 0])
+        out["components"] = []
+        for g in range(a.shape[0]):
+            ag = a[g, :, 0]
+            on_plus = np.abs(ag - FORK_MODE) < FORK_WIDTH
+            on_minus = np.abs(ag + FORK_MODE) < FORK_WIDTH
+            out["components"].append(
+                {
+                    **where(ag),
+                    "on +0.6": float(on_plus.mean()),
+                    "on -0.6": float(on_minus.mean()),
+                    "mean ρ": float(rho[:, g].mean()),
+                }
+            )
+        out["rho_max"] = float(np.median(rho.max(1)))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("run_dirs", nargs="+")
+    args = p.parse_args()
+    bands = " | ".join(f"regret, abs(c) in [{a:g}, {b:.1f})" for a, b in zip(BANDS, BANDS[1:]))
+    print(f"| run | acting | return | regret | {bands} | right mode | wrong mode | elsewhere |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    comps = []
+    for run in args.run_dirs:
+        r = analyse(run)
+        for name in ("own evaluation", "argmax ρ component"):
+            if name in r:
+                m = r[name]
+                b = " | ".join(f"{x:.2f}" for x in m["band_regret"])
+                print(
+                    f"| {run} | {name} | {m['return']:.2f} | {m['regret']:.2f} | {b} | "
+                    f"{m['right']:.0%} | {m['wrong']:.0%} | {m['elsewhere']:.0%} |",
+                    flush=True,
+                )
+        if "components" in r:
+            comps.append(r)
+    if comps:
+        print("\n| run | component | mean ρ | on +0.6 | on -0.6 | right mode | wrong mode |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for r in comps:
+            for g, c in enumerate(r["components"]):
+                print(
+                    f"| {r['run']} | {g} | {c['mean ρ']:.2f} | {c['on +0.6']:.0%} | "
+                    f"{c['on -0.6']:.0%} | {c['right']:.0%} | {c['wrong']:.0%} |"
+                )
+            print(f"| {r['run']} | median max ρ | {r['rho_max']:.2f} | | | | |")
+
+
+if __name__ == "__main__":
+    main()
