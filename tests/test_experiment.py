@@ -196,3 +196,21 @@ def test_bad_worker_counts_are_refused(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("awmp: error:") and message in err, err
     assert not out.exists()
+
+
+SHIPPED = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_every_shipped_experiment_file_expands_into_valid_cells(path):
+    """The study files under experiments/ (the commands of docs/RESULTS.md) stay runnable as
+    the code changes: every cell's config validates and names a registered environment."""
+    import gymnasium as gym
+
+    import awmp  # noqa: F401  (registers awmp/Switch-v0 and awmp/Fork-v0)
+
+    _, spec = experiment.load_experiment(str(path))
+    cells = experiment.expand(spec)
+    assert cells
+    for cell in cells:
+        assert cell.env in gym.registry, (path.name, cell.env)
