@@ -11,13 +11,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import small_config
+from conftest import final_state_bytes, small_config
 
 from awmp.algos import sac_awmp
 from awmp.algos.sac_awmp import AWMPConfig
 from awmp.buffer import ReplayBuffer
 from awmp.config import preset, validate
-from awmp.envs import EnvSpec
+from awmp.envs import EnvSpec, make_env
 from awmp.train import train
 
 # ---------------------------------------------------------------------------------------------
@@ -199,9 +199,12 @@ def test_weighted_acting_executes_the_rho_weighted_sum():
     np.testing.assert_allclose(np.asarray(action), ref, rtol=1e-5, atol=1e-6)
 
 
-def test_deterministic_action_is_rho_weighted_tanh_of_means():
+@pytest.mark.parametrize("eval_action", ["blend", "argmax"])
+def test_deterministic_action_is_rho_weighted_tanh_of_means(eval_action):
+    """blend: sum_g rho_g tanh(mu_g); argmax: tanh(mu_g*) of the largest rho; rho at the means,
+    against a float64 NumPy transcription of the networks and of eq. 16-17."""
     spec = EnvSpec(3, 2)
-    m = _small_awmp(3, spec)
+    m = _small_awmp(3, spec, eval_action=eval_action)
     state = _distinct_targets(m, 5)
     obs = np.random.default_rng(5).normal(size=(6, 3)).astype(np.float32)
     got = np.asarray(m.act_deterministic(state, jnp.asarray(obs)), np.float64)
@@ -220,7 +223,13 @@ def test_deterministic_action_is_rho_weighted_tanh_of_means():
     qg = np.stack(qg, -1)
     rho = np.exp(qg - qg.max(-1, keepdims=True))
     rho /= rho.sum(-1, keepdims=True)
-    ref = np.einsum("bo,obd->bd", rho, np.stack(a_all))
+    if eval_action == "blend":
+        ref = np.einsum("bo,obd->bd", rho, np.stack(a_all))
+    else:
+        order = np.sort(rho, -1)
+        assert np.all(order[:, -1] - order[:, -2] > 1e-3)  # no near-ties: the argmax is clear
+        ref = np.stack(a_all)[rho.argmax(-1), np.arange(len(obs))]
+        assert not np.allclose(ref, np.einsum("bo,obd->bd", rho, np.stack(a_all)), atol=1e-3)
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
 
 
@@ -1102,3 +1111,32 @@ def test_learned_alpha_trains_logs_and_loads(tmp_path):
 
     policy = awmp.load(tmp_path / "r")
     assert float(jnp.exp(policy.state.log_alpha)) == pytest.approx(alphas[-1], rel=1e-2)
+
+
+def test_eval_action_changes_the_evaluation_only(tmp_path):
+    """`eval_action` is read by the deterministic action alone: two runs that differ only in it
+    end with bitwise-equal agent states (every parameter, moment, key), and each run's
+    recorded evaluations are what its own deterministic policy earns."""
+    import awmp
+    from awmp.evaluate import run_episodes
+    from awmp.train import EVAL_SEED_OFFSET
+
+    runs = {}
+    for mode in ("blend", "argmax"):
+        cfg = small_config(algo="sac-awmp", run_dir=str(tmp_path / mode), eval_episodes=2)
+        cfg.eval_interval = 300  # one evaluation: the eval env's stream from its seed
+        cfg.checkpoint_interval = 300
+        a = cfg.awmp
+        a.hidden, a.policy_hidden, a.prior_hidden = (32, 32), (32, 32), (32,)
+        a.num_components, a.batch_size, a.eval_action = 2, 16, mode
+        a.prior_interval, a.prior_steps, a.prior_batch_size = 100, 20, 16
+        runs[mode] = train(cfg)
+    assert final_state_bytes(tmp_path / "blend") == final_state_bytes(tmp_path / "argmax")
+    for mode, (run_dir, summary) in runs.items():
+        policy = awmp.load(run_dir)
+        assert policy.config.awmp.eval_action == mode
+        env, _ = make_env(policy.config.env)
+        env.reset(seed=policy.config.seed + EVAL_SEED_OFFSET)
+        returns, _ = run_episodes(lambda o, p=policy: p.act_normalized(o, True), env, 2)
+        assert np.mean(returns) == pytest.approx(summary["final_eval_return"], rel=1e-6)
+    assert runs["blend"][1]["final_eval_return"] != runs["argmax"][1]["final_eval_return"]

@@ -86,6 +86,10 @@ class AWMPConfig:
     """Softmax temperature T of the gating rho(g|s) (eq. 16 has none: 1.0)."""
     acting: Literal["mixture", "weighted"] = "mixture"
     """How actions are executed: draw g ~ rho (mixture, eq. 15) or sum_g rho_g a_g (weighted)."""
+    eval_action: Literal["blend", "argmax"] = "blend"
+    """The deterministic (evaluation) action: sum_g rho_g tanh(mu_g) (blend, the design's
+    reading) or tanh(mu_g*) of the most probable component g* = argmax_g rho_g (argmax, as
+    TD3-AWMP evaluates); rho at the component means either way. Training is unchanged."""
     value_weights: Literal["gating", "prior"] = "gating"
     """Component weights u in the V target (eq. 21): gating rho (eq. 18) or prior h."""
     prior_action: Literal["policy", "buffer"] = "policy"
@@ -141,6 +145,9 @@ def check(cfg: AWMPConfig, train) -> None:
     require(cfg.alpha_g >= 0, "awmp.alpha_g", cfg.alpha_g, ">= 0")
     require(cfg.gating_temperature > 0, "awmp.gating_temperature", cfg.gating_temperature, "> 0")
     require(cfg.acting in ("mixture", "weighted"), "awmp.acting", cfg.acting, "mixture|weighted")
+    require(
+        cfg.eval_action in ("blend", "argmax"), "awmp.eval_action", cfg.eval_action, "blend|argmax"
+    )
     require(
         cfg.value_weights in ("gating", "prior"),
         "awmp.value_weights",
@@ -461,11 +468,15 @@ class AWMP:
         return rho, prior_weights(logits)
 
     def act_deterministic(self, state: AWMPState, obs: jax.Array) -> jax.Array:
-        """sum_g rho_g tanh(mu_g), with rho at the component means (ALGORITHM.md, Acting 4)."""
+        """sum_g rho_g tanh(mu_g) (`eval_action="blend"`, ALGORITHM.md of the design, Acting 4)
+        or tanh(mu_g*), g* = argmax_g rho_g ("argmax"), with rho at the component means."""
         mean, log_std = self.policy_net.apply(state.policy, obs)
         a, logp = squash_mean(mean, log_std)
-        rho = jnp.exp(self.gating(self.nets(state), obs, a, logp))
-        return jnp.einsum("bo,obd->bd", rho, a)
+        log_rho = self.gating(self.nets(state), obs, a, logp)  # (B, O)
+        if self.cfg.eval_action == "argmax":
+            best = jnp.argmax(log_rho, axis=-1)  # (B,)
+            return jnp.take_along_axis(a, best[None, :, None], axis=0)[0]
+        return jnp.einsum("bo,obd->bd", jnp.exp(log_rho), a)
 
     # -- one gradient step ------------------------------------------------------------------
 
