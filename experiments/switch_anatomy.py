@@ -17,6 +17,10 @@ run this measures, on N episodes drawn as the env draws them (cue c = u^3):
   sign across the boundary by themselves (action < 0 at c = -0.1 and > 0 at c = +0.1; 1.0 means
   every component learned the whole ramp), and the gate's median largest weight max ρ on the
   grid near the boundary (|c| < 0.01) and away from it (|c| >= 0.1); uniform is 1/O;
+- for SAC-AWMP, how the prior splits the states: at each episode's first state and its
+  evaluation action, h's favourite component; the share of each component's states that lie
+  on its majority side of c = 0 (averaged over components by their counts; 0.5 is no split by
+  side, 1.0 a clean one), and the median largest h;
 - for SAC-AWMP, the regret under three ways of acting with the same final parameters: the
   ρ-weighted blend of the component means (the run's own evaluation, eq. 16-17 at the means,
   ALGORITHM.md "§4 evaluation"), the mean of the most probable component (argmax ρ), and a
@@ -197,6 +201,17 @@ def analyse(run_dir: str, episodes: int, seed: int) -> dict:
         out["switchers"] = float(np.mean(switchers))  # fraction of components, mean over p
         out["rho_max_near"] = float(np.median(np.concatenate(near)))
         out["rho_max_far"] = float(np.median(np.concatenate(far)))
+        # The prior's split: at the episodes' first states and the evaluation action, the share
+        # of each component's states (those where h names it) on its majority side of c = 0.
+        obs = np.stack([p0, c], 1).astype(np.float32)
+        _, h = model.weights(
+            policy.state, jnp.asarray(obs), jnp.asarray(modes["own evaluation"](obs))
+        )
+        fav = np.asarray(h).argmax(1)
+        pure = [max(np.mean(c[fav == g] >= 0), np.mean(c[fav == g] < 0)) for g in np.unique(fav)]
+        counts = [np.sum(fav == g) for g in np.unique(fav)]
+        out["prior_side_purity"] = float(np.average(pure, weights=counts))
+        out["prior_max_h"] = float(np.median(np.asarray(h).max(1)))
     if critic is not None:
         gaps = []
         for p in ps:
@@ -246,13 +261,13 @@ def main() -> None:
     if mixtures:
         print(
             "\n| run | components switching by themselves | max ρ, abs(c) < 0.01 | "
-            "max ρ, abs(c) >= 0.1 |"
+            "max ρ, abs(c) >= 0.1 | prior's split by side of c | median max h |"
         )
-        print("|---|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|---:|")
         for r in mixtures:
             print(
                 f"| {r['run']} | {r['switchers']:.2f} | {r['rho_max_near']:.2f} | "
-                f"{r['rho_max_far']:.2f} |"
+                f"{r['rho_max_far']:.2f} | {r['prior_side_purity']:.2f} | {r['prior_max_h']:.2f} |"
             )
 
 
