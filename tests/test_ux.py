@@ -490,6 +490,13 @@ def test_eval_video_without_the_extra_is_one_line(tmp_path, capsys, monkeypatch,
     assert not (tmp_path / "x.mp4").exists()
 
 
+def test_eval_action_on_a_run_that_is_not_sac_awmp_is_one_line(capsys, plain_run):
+    run_dir, _ = plain_run  # a SAC run
+    assert cli_main(["eval", str(run_dir), "--eval-action", "argmax"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"awmp: error: eval_action applies to sac-awmp runs; {run_dir} is sac"]
+
+
 # ----------------------------------------------------------------------------- item 17
 
 

@@ -69,11 +69,16 @@ def cmd_eval(argv: list[str]) -> int:
         "--video", default=None, metavar="OUT.mp4",
         help="also film the episodes into this MP4 (any algorithm; pip install 'awmp[video]')",
     )  # fmt: skip
+    p.add_argument(
+        "--eval-action", choices=("blend", "argmax"), default=None,
+        help="SAC-AWMP: act by this rule instead of the run's own awmp.eval_action "
+        "(blend: the rho-weighted sum of the component means; argmax: the most probable one)",
+    )  # fmt: skip
     args = p.parse_args(argv)
     if args.episodes < 1:
         return _fail(f"invalid episodes={args.episodes}: must be >= 1")
     try:
-        result = evaluate_run(args.run_dir, args.episodes, args.seed, args.video)
+        result = evaluate_run(args.run_dir, args.episodes, args.seed, args.video, args.eval_action)
     except FileNotFoundError as e:  # awmp's own errors: main's table
         return _fail(str(e))
     print(json.dumps(result, indent=2))

@@ -148,7 +148,9 @@ class Policy:
     and from the files of runs before the acting-only format, it is the whole state.
     """
 
-    def __init__(self, run_dir: str | Path, which: str = "final") -> None:
+    def __init__(
+        self, run_dir: str | Path, which: str = "final", eval_action: str | None = None
+    ) -> None:
         run_dir = Path(run_dir)
         cfg_path = run_dir / "config.json"
         if not cfg_path.is_file():
@@ -156,6 +158,14 @@ class Policy:
         source = _params_source(run_dir, which)
         meta = json.loads(cfg_path.read_text())
         self.config = from_dict(meta["config"])
+        if eval_action is not None:  # re-score a SAC-AWMP run's parameters another way
+            if self.config.algo != "sac-awmp":
+                raise EvalActionError(
+                    f"eval_action applies to sac-awmp runs; {run_dir} is {self.config.algo}"
+                )
+            if eval_action not in ("blend", "argmax"):
+                raise EvalActionError(f"invalid eval_action={eval_action!r}: blend or argmax")
+            self.config.awmp.eval_action = eval_action
         env, self.spec = make_env(self.config.env, **env_kwargs(self.config))
         self._low = np.asarray(env.unwrapped.action_space.low, np.float64)
         self._high = np.asarray(env.unwrapped.action_space.high, np.float64)
@@ -230,11 +240,16 @@ def _params_source(run_dir: Path, which: str) -> Path:
     return path
 
 
-def load(run_dir: str | Path, which: str = "final") -> Policy:
+class EvalActionError(UserError):
+    """An eval_action override that does not apply to the run."""
+
+
+def load(run_dir: str | Path, which: str = "final", eval_action: str | None = None) -> Policy:
     """The policy of a run directory: its final parameters (`which="final"`), those of its best
     evaluation ("best"), of its newest checkpoint ("checkpoint", e.g. after kill -9), or of a
-    given checkpoint file."""
-    return Policy(run_dir, which)
+    given checkpoint file. `eval_action` ("blend" or "argmax", SAC-AWMP only) overrides the
+    run's deterministic action (`awmp.eval_action`; the parameters are the same either way)."""
+    return Policy(run_dir, which, eval_action)
 
 
 class VideoError(UserError):
@@ -253,11 +268,16 @@ def _video_writer():
 
 
 def evaluate_run(
-    run_dir: str | Path, episodes: int = 10, seed: int = 12345, video: str | Path | None = None
+    run_dir: str | Path,
+    episodes: int = 10,
+    seed: int = 12345,
+    video: str | Path | None = None,
+    eval_action: str | None = None,
 ) -> dict:
     """Evaluate a saved run's deterministic policy on fresh episodes; with `video`, also film
-    them (every episode, one after another, into one MP4; any algorithm)."""
-    policy = load(run_dir)
+    them (every episode, one after another, into one MP4; any algorithm); with `eval_action`, a
+    SAC-AWMP run's parameters acting by that rule instead of the run's own."""
+    policy = load(run_dir, eval_action=eval_action)
     frames: list = []
     kwargs = {}
     if video is not None:
@@ -291,6 +311,11 @@ def evaluate_run(
         "episodes": episodes,
         "return_mean": float(np.mean(returns)),
         "return_std": float(np.std(returns)),
+        **(
+            {"eval_action": policy.config.awmp.eval_action}
+            if policy.config.algo == "sac-awmp"
+            else {}
+        ),
         "returns": returns,
         "lengths": lengths,
         **extra,
