@@ -12,7 +12,9 @@ with a valley between (src/awmp/tasks.py). For each run, on a grid of 2,001 cues
 - for SAC-AWMP: the same fractions for the mean of each component, whether each component
   sits on one mode for every cue (a specialist) or switches with c, the gate's median largest
   weight max ρ, and the return of acting with the argmax-ρ component's mean instead of the
-  ρ-weighted blend (the run's own evaluation).
+  ρ-weighted blend (the run's own evaluation);
+- given SAC and SAC-AWMP runs together, the difference of their grid scores (SAC-AWMP's blend
+  and argmax, each against SAC) with awmp.report's bootstrap CIs and exact permutation p.
 
 Usage: python experiments/fork_anatomy.py RUN_DIR [RUN_DIR ...]
 """
@@ -26,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import awmp
+from awmp import report
 from awmp.algos import sac_awmp
 from awmp.algos.sac_awmp import squash_mean
 from awmp.tasks import FORK_ID, FORK_MODE, FORK_STEPS, FORK_WIDTH, fork_reward
@@ -101,9 +104,10 @@ def main() -> None:
     bands = " | ".join(f"regret, abs(c) in [{a:g}, {b:.1f})" for a, b in zip(BANDS, BANDS[1:]))
     print(f"| run | acting | return | regret | {bands} | right mode | wrong mode | elsewhere |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    comps = []
+    comps, results = [], []
     for run in args.run_dirs:
         r = analyse(run)
+        results.append(r)
         for name in ("own evaluation", "argmax ρ component"):
             if name in r:
                 m = r[name]
@@ -115,6 +119,25 @@ def main() -> None:
                 )
         if "components" in r:
             comps.append(r)
+    by_algo: dict[str, list[dict]] = {}
+    for r in results:
+        by_algo.setdefault(r["algo"], []).append(r)
+    if "sac" in by_algo and "sac-awmp" in by_algo:
+        # Question 6b's reading: each rule's grid score against SAC's, with awmp.report's
+        # statistics (bootstrap CIs of the difference, exact permutation p).
+        b = np.array([r["own evaluation"]["return"] for r in by_algo["sac"]])
+        print(
+            "\n| grid score | SAC-AWMP | SAC | Δ mean [95% CI] | Δ IQM [95% CI] | permutation p |"
+        )
+        print("|---|---|---|---:|---:|---:|")
+        for name in ("own evaluation", "argmax ρ component"):
+            a = np.array([r[name]["return"] for r in by_algo["sac-awmp"]])
+            cis = [report.bootstrap_diff_ci(a, b, stat) for stat in ("mean", "iqm")]
+            ci = " | ".join(f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]" for d, lo, hi in cis)
+            print(
+                f"| SAC-AWMP {name} − SAC | {', '.join(f'{x:.2f}' for x in a)} | "
+                f"{', '.join(f'{x:.2f}' for x in b)} | {ci} | {report.permutation_p(a, b):.3f} |"
+            )
     if comps:
         print("\n| run | component | mean ρ | on +0.6 | on -0.6 | right mode | wrong mode |")
         print("|---|---:|---:|---:|---:|---:|---:|")
