@@ -30,7 +30,6 @@ import numpy as np
 import awmp
 from awmp import report
 from awmp.algos import sac_awmp
-from awmp.algos.sac_awmp import squash_mean
 from awmp.tasks import FORK_ID, FORK_MODE, FORK_STEPS, FORK_WIDTH, fork_reward
 
 CUES = np.linspace(-1.0, 1.0, 2001)
@@ -70,13 +69,11 @@ def analyse(run_dir: str) -> dict:
     out["own evaluation"] = returns(np.asarray(policy.act_normalized(obs))[:, 0])
     if policy.config.algo == "sac-awmp":
         model = sac_awmp.build(policy.spec, policy.config.awmp)
-        nets = model.nets(policy.state)
 
         @jax.jit
-        def components(o):
-            mean, log_std = model.policy_net.apply(policy.state.policy, o)
-            a, logp = squash_mean(mean, log_std)
-            return a, jnp.exp(model.gating(nets, o, a, logp))
+        def components(o):  # tanh(mu_g) (O, B, d) and rho (B, O), as evaluation has them
+            a, log_rho = model.mean_actions(policy.state, o)
+            return a, jnp.exp(log_rho)
 
         a, rho = (np.asarray(x) for x in components(jnp.asarray(obs)))  # (O, N, 1), (N, O)
         out["argmax ρ component"] = returns(a[np.argmax(rho, 1), np.arange(len(CUES)), 0])

@@ -46,7 +46,6 @@ import numpy as np
 import awmp
 from awmp.algos import sac as algos_sac
 from awmp.algos import sac_awmp
-from awmp.algos.sac_awmp import squash_mean
 from awmp.envs import make_env
 from awmp.tasks import SPEED, SWITCH_ID, SWITCH_STEPS
 
@@ -128,10 +127,9 @@ def analyse(run_dir: str, episodes: int, seed: int) -> dict:
         nets = model.nets(policy.state)
 
         @jax.jit
-        def components(obs):
-            mean, log_std = model.policy_net.apply(policy.state.policy, obs)
-            a, logp = squash_mean(mean, log_std)  # (O, B, d)
-            return a, jnp.exp(model.gating(nets, obs, a, logp))  # rho (B, O)
+        def components(obs):  # tanh(mu_g) (O, B, d) and rho (B, O), as evaluation has them
+            a, log_rho = model.mean_actions(policy.state, obs)
+            return a, jnp.exp(log_rho)
 
         def argmax(o):
             a, rho = (np.asarray(x) for x in components(jnp.asarray(o)))

@@ -1142,11 +1142,12 @@ def test_eval_action_changes_the_evaluation_only(tmp_path):
     assert runs["blend"][1]["final_eval_return"] != runs["argmax"][1]["final_eval_return"]
     # `awmp eval --eval-action` re-scores a run's parameters by the other rule: the blend run
     # acting by argmax is the argmax run, episode for episode, and vice versa.
-    from awmp.evaluate import EvalActionError, evaluate_run
+    from awmp.errors import ConfigError
+    from awmp.evaluate import evaluate_run
 
     for mode, other in (("argmax", "blend"), ("blend", "argmax")):
         swapped = evaluate_run(tmp_path / other, episodes=2, seed=99, eval_action=mode)
         own = evaluate_run(tmp_path / mode, episodes=2, seed=99)
         assert swapped["returns"] == own["returns"] and swapped["eval_action"] == mode
-    with pytest.raises(EvalActionError, match="blend or argmax"):
+    with pytest.raises(ConfigError, match=r"awmp.eval_action.*blend\|argmax"):
         awmp.load(tmp_path / "blend", eval_action="mode")

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from awmp import algos
-from awmp.config import env_kwargs, from_dict
+from awmp.config import env_kwargs, from_dict, validate
 from awmp.envs import make_env
 from awmp.errors import UserError
 
@@ -163,9 +163,8 @@ class Policy:
                 raise EvalActionError(
                     f"eval_action applies to sac-awmp runs; {run_dir} is {self.config.algo}"
                 )
-            if eval_action not in ("blend", "argmax"):
-                raise EvalActionError(f"invalid eval_action={eval_action!r}: blend or argmax")
             self.config.awmp.eval_action = eval_action
+            validate(self.config)  # the config's own check names the allowed values
         env, self.spec = make_env(self.config.env, **env_kwargs(self.config))
         self._low = np.asarray(env.unwrapped.action_space.low, np.float64)
         self._high = np.asarray(env.unwrapped.action_space.high, np.float64)

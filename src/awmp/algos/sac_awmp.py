@@ -459,20 +459,24 @@ class AWMP:
         rho is the deterministic gating at the component means (as in evaluation); h is the
         prior's P(.|s, a) at `action`, by default the deterministic (evaluation) action.
         """
-        mean, log_std = self.policy_net.apply(state.policy, obs)
-        a, logp = squash_mean(mean, log_std)
-        rho = jnp.exp(self.gating(self.nets(state), obs, a, logp))
+        a, log_rho = self.mean_actions(state, obs)
+        rho = jnp.exp(log_rho)
         if action is None:
             action = jnp.einsum("bo,obd->bd", rho, a)
         logits, _ = self.prior_net.apply(state.prior, obs, action)
         return rho, prior_weights(logits)
 
+    def mean_actions(self, state: AWMPState, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The components' deterministic actions tanh(mu_g) (O, B, d) and the gating log rho
+        (B, O) at them: what evaluation, `weights` and the analysis scripts read."""
+        mean, log_std = self.policy_net.apply(state.policy, obs)
+        a, logp = squash_mean(mean, log_std)
+        return a, self.gating(self.nets(state), obs, a, logp)
+
     def act_deterministic(self, state: AWMPState, obs: jax.Array) -> jax.Array:
         """sum_g rho_g tanh(mu_g) (`eval_action="blend"`, ALGORITHM.md of the design, Acting 4)
         or tanh(mu_g*), g* = argmax_g rho_g ("argmax"), with rho at the component means."""
-        mean, log_std = self.policy_net.apply(state.policy, obs)
-        a, logp = squash_mean(mean, log_std)
-        log_rho = self.gating(self.nets(state), obs, a, logp)  # (B, O)
+        a, log_rho = self.mean_actions(state, obs)  # (O, B, d), (B, O)
         if self.cfg.eval_action == "argmax":
             best = jnp.argmax(log_rho, axis=-1)  # (B,)
             return jnp.take_along_axis(a, best[None, :, None], axis=0)[0]
