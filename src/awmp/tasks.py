@@ -96,8 +96,9 @@ class ForkEnv(gym.Env):
     almost nothing. The stake of choosing the wrong mode is 50 |c|: resolving sign(c) matters
     only as much as |c| does, so resolution costs little here. What costs is the valley: for
     every c < 0, a = +0.6 is a strict local maximum of r(.; c) (and a = -0.6 for every c > 0),
-    so a unimodal policy that follows dQ/da from the wrong mode stays there, while a mixture with
-    a component on each mode and a gate that ranks them by Q can pick the better one at once.
+    so a policy continuous in c must cross the valley somewhere between the modes (SAC does, on
+    about a quarter of the cues: docs/RESULTS.md §3, question 6), while a mixture with a
+    component on each mode and a gate that ranks them by Q can jump from one to the other.
     """
 
     metadata = {"render_modes": []}
