@@ -240,6 +240,49 @@ def test_permutation_p_matches_brute_force_enumeration(a, b):
     assert report.permutation_p(b, a) == pytest.approx(brute_permutation_p(b, a), abs=1e-12)
 
 
+def brute_sign_flip_p(d) -> float:
+    """Two-sided p by enumerating all 2^n sign patterns of the paired differences (float64,
+    itertools): 2 x min(P[T >= t], P[T <= t]) with T the mean, clipped to 1."""
+    d = [float(v) for v in d]
+    t = sum(d) / len(d)
+    means = [
+        sum(s * v for s, v in zip(signs, d)) / len(d)
+        for signs in itertools.product((1.0, -1.0), repeat=len(d))
+    ]
+    ge = sum(m >= t - 1e-9 for m in means) / len(means)
+    le = sum(m <= t + 1e-9 for m in means) / len(means)
+    return min(1.0, 2 * min(ge, le))
+
+
+@pytest.mark.parametrize(
+    "d",
+    [
+        [3.0, 5.0, 1.0, 8.0, 2.0],  # all positive: 2 of 32 patterns as extreme -> 1/16
+        [-40.0, 12.5, -7.0, -90.0, 3.0],  # mixed signs
+        [10.0, -10.0, 10.0, -10.0],  # mean 0: p = 1
+        [0.0, 4.0, 4.0, -1.0, 6.0, 2.5],  # a zero difference and ties
+    ],
+)
+def test_sign_flip_p_matches_brute_force_enumeration(d):
+    assert report.sign_flip_p(d) == pytest.approx(brute_sign_flip_p(d), abs=1e-12)
+    assert report.sign_flip_p([-v for v in d]) == pytest.approx(brute_sign_flip_p(d), abs=1e-12)
+
+
+def test_sign_flip_p_hand_values():
+    assert report.sign_flip_p([3.0, 5.0, 1.0, 8.0, 2.0]) == pytest.approx(2 / 32)
+    assert np.isnan(report.sign_flip_p([4.0]))
+
+
+def test_paired_bootstrap_ci_matches_exact_bootstrap_distribution():
+    """Brute force: all 5^5 equally likely resamples of the 5 pairs' differences."""
+    d = np.array([-12.0, 3.0, 8.0, 25.0, 140.0])
+    exact = np.array([d[list(i)].mean() for i in itertools.product(range(5), repeat=5)])
+    point, lo, hi = report.paired_bootstrap_ci(d, reps=20_000, seed=5)
+    assert point == pytest.approx(sum(d.tolist()) / 5)
+    assert np.quantile(exact, 0.015) <= lo <= np.quantile(exact, 0.035)
+    assert np.quantile(exact, 0.965) <= hi <= np.quantile(exact, 0.985)
+
+
 def test_permutation_p_hand_values_and_random_relabellings():
     # 3 v 3 fully separated: only the observed split and its mirror are as extreme (2 / 20).
     assert report.permutation_p([4.0, 5.0, 6.0], [1.0, 2.0, 3.0]) == pytest.approx(0.1)

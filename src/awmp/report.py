@@ -147,6 +147,45 @@ def permutation_p(
     return float(min(res.pvalue, 1.0))
 
 
+def paired_bootstrap_ci(
+    d: np.ndarray, reps: int = 20_000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """(mean(d), lo, hi): the mean of paired differences d_i = a_i - b_i (e.g. one run's
+    parameters scored two ways on the same episodes) with a percentile-bootstrap CI that
+    resamples the pairs (`scipy.stats.bootstrap`; fixed `seed`)."""
+    d = np.asarray(d, np.float64).ravel()
+    if d.size == 0:
+        raise ValueError("bootstrap of an empty sample")
+    ci = scipy.stats.bootstrap(
+        (_resamplable(d),), _mean, n_resamples=reps, confidence_level=level,
+        method="percentile", rng=np.random.default_rng(seed), vectorized=True,
+    ).confidence_interval  # fmt: skip
+    return float(np.mean(d)), float(ci.low), float(ci.high)
+
+
+def sign_flip_p(
+    d: np.ndarray, exact_limit: int = 200_000, reps: int = 100_000, seed: int = 0
+) -> float:
+    """Two-sided p of the mean of paired differences under the sign-flip permutation test
+    (`scipy.stats.permutation_test` with one sample: under the null each pair's difference is
+    as likely to have either sign): 2 x the smaller of the fractions of the 2^n sign patterns
+    whose mean is at least / at most the observed one, clipped to 1. Exact when 2^n <=
+    `exact_limit`. With n pairs the smallest p possible is 2 / 2^n (1/16 for 5 seeds).
+    NaN for fewer than 2 pairs."""
+    d = np.asarray(d, np.float64).ravel()
+    if d.size == 0:
+        raise ValueError("permutation test of an empty sample")
+    if d.size < 2:
+        return math.nan
+    exact = 2**d.size <= exact_limit
+    res = scipy.stats.permutation_test(
+        (d,), lambda x, axis=-1: np.mean(x, axis=axis), permutation_type="samples",
+        vectorized=True, alternative="two-sided", n_resamples=np.inf if exact else reps,
+        rng=np.random.default_rng(seed),
+    )  # fmt: skip
+    return float(min(res.pvalue, 1.0))
+
+
 # --------------------------------------------------------------------------- reading runs
 
 
