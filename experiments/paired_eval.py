@@ -85,7 +85,7 @@ def main() -> None:
         }
         config = json.loads((r / "config.json").read_text())["config"]
         row = {
-            "run": str(r),
+            "run": "/".join(r.parts[-4:]),  # ENV/ALGO/VARIANT/seedK-Nsteps
             "env": config["env"],
             "seed": int(config["seed"]),
             **{f"{k}_returns": v["returns"] for k, v in scores.items()},
