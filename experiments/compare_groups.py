@@ -9,7 +9,6 @@ Usage: python experiments/compare_groups.py --a RUN_DIR ... --b RUN_DIR ...
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
@@ -17,13 +16,10 @@ from awmp import report
 
 
 def finals(paths: list[str]) -> list[float]:
-    out = []
-    for p in paths:
-        run = report.read_run(Path(p))
-        if isinstance(run, report.Unreadable) or not run.complete:
-            raise SystemExit(f"compare_groups: {p} is not a finished run")
-        out.append(run.final)
-    return out
+    try:
+        return [run.final for run in report.finished_runs(paths)]
+    except report.ReportError as e:
+        raise SystemExit(f"compare_groups: {e}") from None
 
 
 def main() -> None:

@@ -30,6 +30,11 @@ def _floats(rows: list[dict], name: str) -> list[float]:
     return [x for x in out if np.isfinite(x)]
 
 
+def _num(v: float) -> str:
+    """Returns of 100 or more as integers (MuJoCo), smaller ones with a decimal (Switch, Fork)."""
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.1f}"
+
+
 def _variant(cfg: dict) -> str:
     """The algorithm's fields that differ from its preset, e.g. 'zeta=-0.1'."""
     section = ALGORITHMS[cfg["algo"]].section
@@ -65,7 +70,8 @@ def rows(root: Path, needle: str = "") -> list[str]:
         e = f"{min(ess):.1f}–{max(ess):.1f}" if ess else "–"
         m = f"{round(min(mi), 2) + 0.0:.2f}–{round(max(mi), 2) + 0.0:.2f}" if mi else "–"
         out.append(
-            f"| {name} | {rets[-1]:.0f} | {np.mean(rets[-3:]):.0f} | {max(rets):.0f} | {e} | {m} "
+            f"| {name} | {_num(rets[-1])} | {_num(np.mean(rets[-3:]))} | {_num(max(rets))} "
+            f"| {e} | {m} "
             f"| {summary['wall_s'] / 60:.0f} |"
         )
     return out

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 
 import numpy as np
 
@@ -27,10 +26,10 @@ def main() -> int:
     ap.add_argument("--round", type=int, default=10_000)
     ap.add_argument("--limit", type=int, default=50_000)
     args = ap.parse_args()
-    runs = [report.read_run(Path(p)) for p in args.runs]
-    bad = [str(r.path) for r in runs if isinstance(r, report.Unreadable) or not r.complete]
-    if bad:
-        raise SystemExit(f"switch_budget: not finished: {', '.join(bad)}")
+    try:
+        runs = report.finished_runs(args.runs)
+    except report.ReportError as e:
+        raise SystemExit(f"switch_budget: {e}") from None
     steps = runs[0].steps
     if any(not np.array_equal(r.steps, steps) for r in runs):
         raise SystemExit("switch_budget: the runs were evaluated at different steps")

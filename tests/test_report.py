@@ -90,6 +90,17 @@ def _table_rows(md: str) -> dict[tuple[str, str, str], list[str]]:
     return rows
 
 
+def test_finished_runs_names_each_unfinished_run(tmp_path):
+    a = fake_run(tmp_path, "a", "Hopper-v5", "sac", 0, [1.0, 2.0], 2000, 1000)
+    b = fake_run(tmp_path, "b", "Hopper-v5", "sac", 1, [3.0], 2000, 1000, summary=False)
+    c = fake_run(tmp_path, "c", "Hopper-v5", "sac", 2, [4.0], 2000, 1000, steps_done=1000)
+    assert [r.final for r in report.finished_runs([a])] == [2.0]
+    with pytest.raises(report.ReportError) as e:
+        report.finished_runs([a, b, c, tmp_path / "nowhere"])
+    msg = str(e.value)
+    assert f"{b} (" in msg and f"{c} (" in msg and "nowhere" in msg and f"{a} (" not in msg
+
+
 def test_report_files_numbers_and_flags(tmp_path):
     runs = tmp_path / "runs"
     rng = np.random.default_rng(0)

@@ -330,6 +330,16 @@ def read_run(path: Path) -> Run | Unreadable:
 GroupKey = tuple[str, str, str, int]  # env, algo, variant, budget
 
 
+def finished_runs(paths: list[str | Path]) -> list[Run]:
+    """The runs at `paths`, in order, every one finished; otherwise a ReportError naming each
+    that is not and why (for scripts that compare hand-picked runs)."""
+    runs = [read_run(Path(p)) for p in paths]
+    bad = [f"{r.path} ({r.problem})" for r in runs if isinstance(r, Unreadable) or not r.complete]
+    if bad:
+        raise ReportError(f"not finished: {'; '.join(bad)}")
+    return runs  # type: ignore[return-value]
+
+
 def group_runs(runs: list[Run]) -> dict[GroupKey, list[Run]]:
     groups: dict[GroupKey, list[Run]] = defaultdict(list)
     for r in runs:
