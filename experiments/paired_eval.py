@@ -11,7 +11,7 @@ cell (`eval_action` does not change training), column by column apart from wall 
 speed, and pairs the two runs' own final evaluations (same evaluation episodes too).
 
 Usage: python experiments/paired_eval.py RUN_DIR ... [--episodes 10] [--json OUT.json]
-       [--twin-root docs/results/evidence]
+       [--twin-root docs/results/evidence] [--add EARLIER.json ...]
 """
 
 from __future__ import annotations
@@ -72,12 +72,18 @@ def summarise(name: str, d: np.ndarray) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", help="SAC-AWMP run directories with final parameters")
+    ap.add_argument("runs", nargs="*", help="SAC-AWMP run directories with final parameters")
     ap.add_argument("--episodes", type=int, default=10)
     ap.add_argument("--json", help="write every run's returns under both rules here")
     ap.add_argument("--twin-root", help="root of the committed default runs to check against")
+    ap.add_argument(
+        "--add", nargs="+", default=[], metavar="JSON",
+        help="rows from earlier --json files (runs scored before), summarised with the new ones",
+    )  # fmt: skip
     args = ap.parse_args()
-    out, by_env = [], {}
+    out = [row for f in args.add for row in json.loads(Path(f).read_text())]
+    if not out and not args.runs:
+        ap.error("give run directories, --add files, or both")
     for r in map(Path, args.runs):
         scores = {
             rule: evaluate_run(r, episodes=args.episodes, eval_action=rule)
@@ -109,11 +115,14 @@ def main() -> None:
             )
         print(line, flush=True)
         out.append(row)
+    by_env: dict[str, list[dict]] = {}
+    for row in sorted(out, key=lambda x: (x["env"], x["seed"])):
         by_env.setdefault(row["env"], []).append(row)
     for env, rows in by_env.items():
+        print(f"{env}: seeds {', '.join(str(x['seed']) for x in rows)}")
         fresh = np.array([x["diff"] for x in rows])
         print(summarise(f"{env}, argmax - blend (fresh episodes)", fresh))
-        if args.twin_root:
+        if all("own_final" in x for x in rows):
             own = np.array([x["own_final"] - x["twin_final"] for x in rows])
             print(summarise(f"{env}, this run - the default run (final evaluations)", own))
     if args.json:
