@@ -55,11 +55,6 @@ def train_mismatches(a: Path, b: Path) -> list[str]:
     return out
 
 
-def final_eval(run: Path) -> float:
-    rows = _rows(run / "eval.csv")
-    return float(rows[-1]["return_mean"])
-
-
 def summarise(name: str, d: np.ndarray) -> str:
     mean, lo, hi = report.paired_bootstrap_ci(d)
     p = report.sign_flip_p(d)
@@ -89,11 +84,11 @@ def main() -> None:
             rule: evaluate_run(r, episodes=args.episodes, eval_action=rule)
             for rule in ("argmax", "blend")
         }
-        config = json.loads((r / "config.json").read_text())["config"]
+        (run,) = report.finished_runs([r])
         row = {
             "run": "/".join(r.parts[-4:]),  # ENV/ALGO/VARIANT/seedK-Nsteps
-            "env": config["env"],
-            "seed": int(config["seed"]),
+            "env": run.env,
+            "seed": run.seed,
             **{f"{k}_returns": v["returns"] for k, v in scores.items()},
             **{f"{k}_mean": v["return_mean"] for k, v in scores.items()},
         }
@@ -106,7 +101,7 @@ def main() -> None:
             twin = twin_of(r, Path(args.twin_root))
             bad = train_mismatches(r, twin)
             row["train_identical_to"] = str(twin) if not bad else None
-            row["own_final"], row["twin_final"] = final_eval(r), final_eval(twin)
+            row["own_final"], row["twin_final"] = run.final, report.finished_runs([twin])[0].final
             line += (
                 f"; train.csv {'identical to' if not bad else 'DIFFERS from'} {twin}"
                 f"{'' if not bad else ' (' + bad[0] + f', {len(bad)} cells)'}"

@@ -81,16 +81,16 @@ def _resamplable(x: np.ndarray) -> np.ndarray:
 
 
 def bootstrap_ci(
-    x: np.ndarray, reps: int = 20_000, level: float = 0.95, seed: int = 0
+    x: np.ndarray, reps: int = 20_000, level: float = 0.95, seed: int = 0, statistic: str = "iqm"
 ) -> tuple[float, float]:
-    """Percentile-bootstrap confidence interval of the IQM over runs (rliable's default method),
-    by `scipy.stats.bootstrap`: `reps` resamples of the n runs; fixed `seed` so reports are
-    reproducible."""
+    """Percentile-bootstrap confidence interval of the IQM (or `statistic`, "mean") over runs
+    (rliable's default method), by `scipy.stats.bootstrap`: `reps` resamples of the n runs;
+    fixed `seed` so reports are reproducible."""
     x = np.asarray(x, np.float64).ravel()
     if x.size == 0:
         raise ValueError("bootstrap of an empty sample")
     ci = scipy.stats.bootstrap(
-        (_resamplable(x),), STATISTICS["iqm"], n_resamples=reps, confidence_level=level,
+        (_resamplable(x),), STATISTICS[statistic], n_resamples=reps, confidence_level=level,
         method="percentile", rng=np.random.default_rng(seed), vectorized=True,
     ).confidence_interval  # fmt: skip
     return float(ci.low), float(ci.high)
@@ -152,15 +152,9 @@ def paired_bootstrap_ci(
 ) -> tuple[float, float, float]:
     """(mean(d), lo, hi): the mean of paired differences d_i = a_i - b_i (e.g. one run's
     parameters scored two ways on the same episodes) with a percentile-bootstrap CI that
-    resamples the pairs (`scipy.stats.bootstrap`; fixed `seed`)."""
-    d = np.asarray(d, np.float64).ravel()
-    if d.size == 0:
-        raise ValueError("bootstrap of an empty sample")
-    ci = scipy.stats.bootstrap(
-        (_resamplable(d),), _mean, n_resamples=reps, confidence_level=level,
-        method="percentile", rng=np.random.default_rng(seed), vectorized=True,
-    ).confidence_interval  # fmt: skip
-    return float(np.mean(d)), float(ci.low), float(ci.high)
+    resamples the pairs (`bootstrap_ci` of the mean)."""
+    lo, hi = bootstrap_ci(d, reps, level, seed, statistic="mean")
+    return float(np.mean(d)), lo, hi
 
 
 def sign_flip_p(
