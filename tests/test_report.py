@@ -328,6 +328,50 @@ def test_report_states_the_difference_against_sac(tmp_path):
     assert cells[7] == "0.100"  # the exact permutation test's floor with 3 runs per group
 
 
+def test_report_pairs_a_variant_with_its_default_by_seed(tmp_path):
+    """The paired columns use only the seeds both groups ran once (here 0, 1, 3: the default
+    lacks seed 2, the variant lacks seed 4, and seed 5 appears twice in the variant), and their
+    mean difference and sign-flip p equal a hand computation and brute-force enumeration."""
+    runs = tmp_path / "runs"
+    default = {0: 500.0, 1: 420.0, 3: 610.0, 4: 300.0}
+    variant = {0: 530.0, 1: 400.0, 2: 999.0, 3: 690.0}
+    for seed, v in default.items():
+        fake_run(runs, f"d/s{seed}", "Hopper-v5", "sac-awmp", seed, [0.0, v], 2000, 1000)
+    for seed, v in variant.items():
+        fake_run(runs, f"v/s{seed}", "Hopper-v5", "sac-awmp", seed, [0.0, v], 2000, 1000,
+                 zeta=-0.1)  # fmt: skip
+    for i, v in enumerate([50.0, 60.0]):
+        fake_run(runs, f"v/dup{i}", "Hopper-v5", "sac-awmp", 5, [0.0, v], 2000, 1000, zeta=-0.1)
+    fake_run(runs, "d/s5", "Hopper-v5", "sac-awmp", 5, [0.0, 55.0], 2000, 1000)
+    out = tmp_path / "report"
+    assert cli_main(["report", str(runs), "--out", str(out)]) == 0
+    row = next(
+        line
+        for line in (out / "report.md").read_text().splitlines()
+        if line.startswith("| Hopper-v5 | 2,000 | sac-awmp zeta=-0.1")
+    )
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[4] == "6, 5"  # the unpaired columns use every complete run
+    assert cells[8] == "0,1,3"
+    pairs = [30.0, -20.0, 80.0]  # 530 - 500, 400 - 420, 690 - 610
+    assert cells[9].startswith(f"{sum(pairs) / 3:+.1f} [")
+    lo, hi = (float(v) for v in cells[9].split("[")[1].rstrip("]").split(","))
+    assert min(pairs) <= lo < hi <= max(pairs)  # a mean of resampled pairs stays within them
+    # 2 of the 8 sign patterns have a mean of at least 30: p = 2 x 2/8.
+    assert cells[10] == f"{brute_sign_flip_p(pairs):.3f}" == "0.500"
+
+
+def test_paired_by_seed_needs_two_pairs(tmp_path):
+    runs = tmp_path / "runs"
+    a = [report.read_run(fake_run(runs, "a0", "Hopper-v5", "sac", 0, [1.0, 7.0], 2000, 1000))]
+    b = [report.read_run(fake_run(runs, "b0", "Hopper-v5", "sac", 0, [1.0, 4.0], 2000, 1000))]
+    one = report.paired_by_seed(a, b)
+    assert one["pair_seeds"] == [0] and one["paired"][0] == 3.0
+    assert np.isnan(one["paired"][1]) and np.isnan(one["p_paired"])
+    none = report.paired_by_seed(a, [])
+    assert none["pair_seeds"] == [] and np.isnan(none["paired"][0])
+
+
 def test_report_gives_no_interval_for_a_single_run_group(tmp_path):
     """One run has no spread to resample: the difference is stated without an interval (a CI
     from the other group's spread alone would read as if it separated the groups)."""
