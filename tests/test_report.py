@@ -308,19 +308,20 @@ def test_permutation_p_hand_values_and_random_relabellings():
     assert np.isnan(report.permutation_p([1.0], [2.0, 3.0]))  # one run: no test
 
 
+def difference_row(runs: Path, out: Path, prefix: str) -> list[str]:
+    """`awmp report RUNS --out OUT`, then the cells of the report.md row starting with prefix."""
+    assert cli_main(["report", str(runs), "--out", str(out)]) == 0
+    row = next(l for l in (out / "report.md").read_text().splitlines() if l.startswith(prefix))
+    return [c.strip() for c in row.strip("|").split("|")]
+
+
 def test_report_states_the_difference_against_sac(tmp_path):
     runs = tmp_path / "runs"
     finals = {"sac": [100.0, 200.0, 300.0], "sac-awmp": [900.0, 1000.0, 1100.0]}
     for algo, values in finals.items():
         for seed, v in enumerate(values):
             fake_run(runs, f"{algo}/s{seed}", "Hopper-v5", algo, seed, [0.0, v], 2000, 1000)
-    out = tmp_path / "report"
-    assert cli_main(["report", str(runs), "--out", str(out)]) == 0
-    md = (out / "report.md").read_text()
-    row = next(
-        line for line in md.splitlines() if line.startswith("| Hopper-v5 | 2,000 | sac-awmp")
-    )
-    cells = [c.strip() for c in row.strip("|").split("|")]
+    cells = difference_row(runs, tmp_path / "report", "| Hopper-v5 | 2,000 | sac-awmp")
     assert cells[3] == "sac default" and cells[4] == "3, 3"
     assert cells[5].startswith("+800.0 [")
     lo = float(cells[5].split("[")[1].split(",")[0])
@@ -343,14 +344,7 @@ def test_report_pairs_a_variant_with_its_default_by_seed(tmp_path):
     for i, v in enumerate([50.0, 60.0]):
         fake_run(runs, f"v/dup{i}", "Hopper-v5", "sac-awmp", 5, [0.0, v], 2000, 1000, zeta=-0.1)
     fake_run(runs, "d/s5", "Hopper-v5", "sac-awmp", 5, [0.0, 55.0], 2000, 1000)
-    out = tmp_path / "report"
-    assert cli_main(["report", str(runs), "--out", str(out)]) == 0
-    row = next(
-        line
-        for line in (out / "report.md").read_text().splitlines()
-        if line.startswith("| Hopper-v5 | 2,000 | sac-awmp zeta=-0.1")
-    )
-    cells = [c.strip() for c in row.strip("|").split("|")]
+    cells = difference_row(runs, tmp_path / "report", "| Hopper-v5 | 2,000 | sac-awmp zeta=-0.1")
     assert cells[4] == "6, 5"  # the unpaired columns use every complete run
     assert cells[8] == "0,1,3"
     pairs = [30.0, -20.0, 80.0]  # 530 - 500, 400 - 420, 690 - 610
@@ -379,14 +373,7 @@ def test_report_gives_no_interval_for_a_single_run_group(tmp_path):
     for seed, v in enumerate([100.0, 200.0, 300.0]):
         fake_run(runs, f"sac/s{seed}", "Hopper-v5", "sac", seed, [0.0, v], 2000, 1000)
     fake_run(runs, "td3/s0", "Hopper-v5", "td3", 0, [0.0, 900.0], 2000, 1000)
-    out = tmp_path / "report"
-    assert cli_main(["report", str(runs), "--out", str(out)]) == 0
-    row = next(
-        line
-        for line in (out / "report.md").read_text().splitlines()
-        if line.startswith("| Hopper-v5 | 2,000 | td3")
-    )
-    cells = [c.strip() for c in row.strip("|").split("|")]
+    cells = difference_row(runs, tmp_path / "report", "| Hopper-v5 | 2,000 | td3")
     assert cells[4] == "1, 3"
     assert cells[5] == "+700.0 [no CI: a group has 1 run]"
     assert cells[7] == "–"

@@ -659,9 +659,11 @@ def _diff_ci(a: np.ndarray, b: np.ndarray, statistic: str) -> tuple[float, float
     return bootstrap_diff_ci(a, b, statistic)
 
 
-def _diff_text(d: tuple[float, float, float]) -> str:
+def _diff_text(d: tuple[float, float, float], no_ci: str = "a group has 1 run") -> str:
+    if math.isnan(d[0]):  # nothing to compare (no seed in common)
+        return "–"
     if math.isnan(d[1]):
-        return f"{d[0]:+.1f} [no CI: a group has 1 run]"
+        return f"{d[0]:+.1f} [no CI: {no_ci}]"
     return f"{d[0]:+.1f} [{d[1]:+.1f}, {d[2]:+.1f}]"
 
 
@@ -671,14 +673,6 @@ def _p_text(p: float) -> str:
 
 def _seeds_text(seeds: list[int]) -> str:
     return ",".join(map(str, seeds)) or "none"
-
-
-def _paired_text(d: tuple[float, float, float], pairs: int) -> str:
-    if pairs == 0:
-        return "–"
-    if math.isnan(d[1]):
-        return f"{d[0]:+.1f} [no CI: 1 pair]"
-    return f"{d[0]:+.1f} [{d[1]:+.1f}, {d[2]:+.1f}]"
 
 
 def write_markdown(stats, groups, refs, unreadable, figures, out: Path) -> Path:
@@ -729,7 +723,7 @@ def write_markdown(stats, groups, refs, unreadable, figures, out: Path) -> Path:
                 f"| {d['env']} | {d['budget']:,} | {' '.join(d['a'])} | {' '.join(d['b'])} "
                 f"| {d['n_a']}, {d['n_b']} | {_diff_text(d['mean'])} | {_diff_text(d['iqm'])} "
                 f"| {_p_text(d['p'])} | {_seeds_text(d['pair_seeds'])} "
-                f"| {_paired_text(d['paired'], len(d['pair_seeds']))} | {_p_text(d['p_paired'])} |"
+                f"| {_diff_text(d['paired'], '1 pair')} | {_p_text(d['p_paired'])} |"
             )
     else:
         lines.append("No group has a baseline (SAC, or SAC-AWMP's default) of its task and budget.")
