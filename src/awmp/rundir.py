@@ -53,18 +53,49 @@ def write_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
-def _git_commit() -> str | None:
+FROZEN_FILE = "FROZEN.json"
+"""Written into a frozen copy of the package (experiments/freeze_src.sh): the commit it was
+copied from and whether the work tree differed from that commit (tracked files) at the time."""
+
+
+def _git(*args: str) -> subprocess.CompletedProcess | None:
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
+        return subprocess.run(
+            ["git", *args],
             cwd=Path(__file__).resolve().parent,
             capture_output=True,
             text=True,
             timeout=5,
         )
-        return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def code_provenance() -> dict:
+    """Which code a run is trained with: {"git_commit", "git_dirty", "frozen"}.
+
+    A frozen copy (a FROZEN.json beside this module) answers from that file: the commit the copy
+    was made from, whether tracked files differed from it then, and when it was frozen. Otherwise
+    git answers for the checkout this module lives in (dirty: tracked files differ from HEAD).
+    Outside any checkout every field is None.
+    """
+    frozen = Path(__file__).resolve().parent / FROZEN_FILE
+    if frozen.is_file():
+        try:
+            info = json.loads(frozen.read_text())
+            return {
+                "git_commit": info.get("git_commit"),
+                "git_dirty": info.get("git_dirty"),
+                "frozen": info.get("frozen"),
+            }
+        except (OSError, ValueError, AttributeError):
+            return {"git_commit": None, "git_dirty": None, "frozen": None}
+    head = _git("rev-parse", "HEAD")
+    if head is None or head.returncode != 0 or not head.stdout.strip():
+        return {"git_commit": None, "git_dirty": None, "frozen": None}
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    dirty = None if status is None or status.returncode != 0 else bool(status.stdout.strip())
+    return {"git_commit": head.stdout.strip(), "git_dirty": dirty, "frozen": None}
 
 
 def default_run_dir(cfg: TrainConfig, stamp: str | None = None) -> Path:
@@ -100,7 +131,7 @@ def run_metadata(cfg: TrainConfig) -> dict:
     return {
         "config": config,
         "awmp_version": __version__,
-        "git_commit": _git_commit(),
+        **code_provenance(),
         "jax_version": jax.__version__,
         "jax_backend": jax.default_backend(),
         "python": platform.python_version(),
