@@ -1151,3 +1151,58 @@ def test_eval_action_changes_the_evaluation_only(tmp_path):
         assert swapped["returns"] == own["returns"] and swapped["eval_action"] == mode
     with pytest.raises(ConfigError, match=r"awmp.eval_action.*blend\|argmax"):
         awmp.load(tmp_path / "blend", eval_action="mode")
+
+
+# ---------------------------------------------------------------------------------------------
+# O = 1: the prior has nothing to learn, so its bursts are skipped
+# ---------------------------------------------------------------------------------------------
+
+
+def test_one_component_reads_no_prior_so_its_bursts_are_skipped():
+    """With O = 1, act, act_deterministic and update give bit-identical results whatever the
+    prior's parameters are (so training the prior could change nothing), and no burst is due;
+    with O = 4 a different prior changes the update, and bursts are due every M steps."""
+    spec = EnvSpec(4, 2)
+    rng = np.random.default_rng(5)
+    batch = _random_batch(rng, spec, 32)
+    obs = jnp.asarray(rng.normal(size=(6, spec.obs_dim)), jnp.float32)
+    for o in (1, 4):
+        m = _small_awmp(o, spec)
+        state = _distinct_targets(m, 3)
+        scrambled = jax.tree.map(
+            lambda x: x + jnp.asarray(rng.normal(size=x.shape), x.dtype), state.prior
+        )
+        other = state.replace(prior=scrambled)
+        outs = []
+        for s in (state, other):
+            new, metrics = m.update(s, batch)
+            _, action, extras = m.act(s, obs)
+            det = m.act_deterministic(s, obs)
+            outs.append(
+                [np.asarray(x) for x in jax.tree.leaves((new.policy, new.critic, new.value))]
+                + [np.asarray(action), np.asarray(extras["log_mu"]), np.asarray(det)]
+            )
+        same = all(np.array_equal(a, b) for a, b in zip(*outs, strict=True))
+        assert same is (o == 1), o
+        due = [m.burst_due(step) for step in range(1, 20_001)]
+        if o == 1:
+            assert not any(due)
+        else:
+            assert [s for s, d in zip(range(1, 20_001), due, strict=True) if d] == [
+                5000,
+                10000,
+                15000,
+                20000,
+            ]
+
+
+def test_one_component_run_leaves_the_prior_untrained(tmp_path):
+    cfg = small_config("sac-awmp", run_dir=str(tmp_path / "run"))
+    cfg.awmp.num_components = 1
+    cfg.awmp.prior_interval = 50
+    cfg.awmp.prior_steps = 20
+    cfg.awmp.hidden = cfg.awmp.policy_hidden = cfg.awmp.prior_hidden = (16, 16)
+    train(cfg)
+    with open(tmp_path / "run" / "train.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(r["prior_loss"] == "" for r in rows)

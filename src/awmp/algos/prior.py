@@ -215,8 +215,14 @@ def hook_metric_names(cfg: Any) -> tuple[str, ...]:
 
 
 def burst_due(cfg: Any, env_step: int) -> bool:
-    """Whether a prior burst may be due after `env_step` (every `prior_interval` steps)."""
-    return cfg.prior_steps > 0 and env_step % cfg.prior_interval == 0
+    """Whether a prior burst may be due after `env_step` (every `prior_interval` steps).
+
+    Never with one component (O = 1): the prior's h is then a softmax over one logit, 1 for
+    every state, so nothing it could learn reaches the gating, the losses or the actions
+    (tests/test_sac_awmp.py checks this); skipping its bursts saves their compute and leaves the
+    prior's train.csv columns empty. O = 1 is the paper's SAC (Haarnoja et al. 2018a).
+    """
+    return cfg.prior_steps > 0 and cfg.num_components > 1 and env_step % cfg.prior_interval == 0
 
 
 def draw_prior_data(
