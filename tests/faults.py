@@ -1,8 +1,11 @@
 """Faults for tests, injected through the public seams (no hook in the production code).
 
 - `stop_at(step, mode)`: an `on_step` callback for awmp.train.train / resume / run_train that,
-  after `step`, stops the run as Ctrl-C would ("signal"), crashes it without a checkpoint
-  ("crash": SimulatedCrash) or kills the process with SIGKILL ("kill").
+  after `step`, sends this process SIGINT, i.e. stops the run as Ctrl-C does ("signal"; a
+  callback's own stop request returns normally instead), crashes it without a checkpoint
+  ("crash": SimulatedCrash) or kills the process with SIGKILL ("kill"), or pauses it there
+  ("pause": it writes nothing more, as a process on a frozen node, until its parent process is
+  gone; then it goes on, so a SIGTERM from PR_SET_PDEATHSIG stops it with a checkpoint).
 - `kill_in_checkpoint(n)`: makes the n-th checkpoint write of this process SIGKILL itself
   halfway through writing its temp file (for subprocesses: tests/fault_cli.py).
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,15 +26,22 @@ class SimulatedCrash(BaseException):
 
 
 def stop_at(stop: int, mode: str = "signal") -> Callable[[int], bool]:
-    if mode not in ("signal", "crash", "kill"):
+    if mode not in ("signal", "crash", "kill", "pause"):
         raise ValueError(f"unknown mode {mode!r}")
+    parent = os.getppid()
 
     def on_step(step: int) -> bool:
         if step == stop and mode == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
+        if step == stop and mode == "pause":
+            while os.getppid() == parent:
+                time.sleep(0.2)
+            return False
         if step == stop and mode == "crash":
             raise SimulatedCrash(f"simulated crash after step {step}")
-        return step == stop
+        if step == stop:  # Ctrl-C: the loop's handler records it and stops after this step
+            os.kill(os.getpid(), signal.SIGINT)
+        return False
 
     return on_step
 

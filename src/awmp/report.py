@@ -74,6 +74,13 @@ def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
 STATISTICS = {"mean": _mean, "iqm": lambda x, axis=-1: iqm(x, axis=axis)}
 
 
+def sample_std(x) -> float:
+    """The sample standard deviation (n - 1 in the denominator) used in every table and figure;
+    NaN for fewer than two values."""
+    x = np.asarray(x, np.float64).ravel()
+    return float(np.std(x, ddof=1)) if x.size >= 2 else math.nan
+
+
 def _resamplable(x: np.ndarray) -> np.ndarray:
     """scipy's bootstrap needs two runs; every resample of one run is that run, and so is every
     resample of two copies of it, so a single run is passed twice (same distribution)."""
@@ -344,13 +351,13 @@ def group_runs(runs: list[Run]) -> dict[GroupKey, list[Run]]:
 
 
 def curve(runs: list[Run]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(steps, mean, std, n) over the runs that have an evaluation at each step."""
+    """(steps, mean, sample std, n) over the runs that have an evaluation at each step."""
     steps = np.unique(np.concatenate([r.steps for r in runs]))
     mean, std, n = [], [], []
     for s in steps:
         vals = [r.returns[r.steps == s][-1] for r in runs if np.any(r.steps == s)]
         mean.append(np.mean(vals))
-        std.append(np.std(vals))
+        std.append(sample_std(vals))
         n.append(len(vals))
     return steps, np.asarray(mean), np.asarray(std), np.asarray(n)
 
@@ -383,11 +390,11 @@ def group_stats(key: GroupKey, runs: list[Run]) -> GroupStats:
         seeds=[r.seed for r in done],
         incomplete=len(runs) - len(done),
         final_mean=float(np.mean(final)),
-        final_std=float(np.std(final)),
+        final_std=sample_std(final),
         final_iqm=iqm(final),
         final_ci=bootstrap_ci(final),
         best_mean=float(np.mean(best)),
-        best_std=float(np.std(best)),
+        best_std=sample_std(best),
         best_iqm=iqm(best),
         best_ci=bootstrap_ci(best),
     )
@@ -567,7 +574,9 @@ def plot_variants(groups, out: Path) -> list[Path]:
 
 
 def _pm(mean: float, std: float) -> str:
-    return "–" if math.isnan(mean) else f"{mean:.1f} ± {std:.1f}"
+    if math.isnan(mean):
+        return "–"
+    return f"{mean:.1f}" if math.isnan(std) else f"{mean:.1f} ± {std:.1f}"
 
 
 def _iqm_text(value: float, ci: tuple[float, float]) -> str:
@@ -675,13 +684,14 @@ def _seeds_text(seeds: list[int]) -> str:
     return ",".join(map(str, seeds)) or "none"
 
 
-def write_markdown(stats, groups, refs, unreadable, figures, out: Path) -> Path:
+def write_markdown(stats, groups, refs, unreadable, figures, out: Path, extra=()) -> Path:
     lines = [
         "# awmp report",
         "",
         "Evaluation returns of deterministic policies, read from run directories. *Final*: the",
         "last evaluation of each run; *best*: its highest evaluation. Mean ± std over seeds",
-        "(population std), and the interquartile mean (IQM) with a 95% percentile-bootstrap CI",
+        "(sample std, n − 1, here and in every figure's band; – with one run), and the",
+        "interquartile mean (IQM) with a 95% percentile-bootstrap CI",
         "over seeds (20,000 resamples). Only complete runs enter the statistics; incomplete",
         "runs are counted in the *incomplete* column and listed below.",
         "",
@@ -727,6 +737,7 @@ def write_markdown(stats, groups, refs, unreadable, figures, out: Path) -> Path:
             )
     else:
         lines.append("No group has a baseline (SAC, or SAC-AWMP's default) of its task and budget.")
+    lines += list(extra)  # a study's planned family (awmp.study), when asked for
     tasks = sorted({(k[0], k[3]) for k in groups})
     ref_lines = []
     for env, budget in tasks:
@@ -790,8 +801,28 @@ def write_csv(stats, out: Path) -> Path:
 # --------------------------------------------------------------------------- entry points
 
 
-def make_report(paths: list[str | Path], out: str | Path) -> dict:
-    """Read every run under `paths` and write the report into `out`; return what was written."""
+def make_report(
+    paths: list[str | Path],
+    out: str | Path,
+    compare: list[str] = (),
+    explore: list[str] = (),
+    alternative: str = "two-sided",
+    plan: str | None = None,
+) -> dict:
+    """Read every run under `paths` and write the report into `out`; return what was written.
+
+    `compare` / `explore`: a study's confirmatory / exploratory comparisons, each "A - B"
+    (awmp.study: a family table with Holm's correction, its figure and the runs' provenance);
+    `alternative` ("two-sided" or "greater") is the confirmatory rows' test; `plan` is
+    "FILE:TEXT", the plan whose commit time the runs' starts are printed beside."""
+    from awmp import study
+
+    family = [study.parse_comparison(c, True) for c in compare]
+    family += [study.parse_comparison(c, False) for c in explore]
+    if alternative not in ("two-sided", "greater"):
+        raise ReportError(f"alternative {alternative!r}: expected two-sided or greater")
+    if plan and not family:
+        raise ReportError("--plan needs at least one --compare or --explore")
     run_dirs = find_run_dirs(paths)
     if not run_dirs:
         raise ReportError(
@@ -810,13 +841,18 @@ def make_report(paths: list[str | Path], out: str | Path) -> dict:
         + plot_ablations(groups, out)
         + plot_variants(groups, out)
     )
-    md = write_markdown(stats, groups, refs, unreadable, figures, out)
+    extra, family_rows = [], []
+    if family:
+        extra, fig, family_rows = study.study_section(groups, family, alternative, plan, out)
+        figures += [fig] if fig else []
+    md = write_markdown(stats, groups, refs, unreadable, figures, out, extra)
     table = write_csv(stats, out)
     return {
         "report": str(md),
         "table": str(table),
         "figures": [str(f) for f in figures],
         "runs": len(runs),
+        "family": family_rows,
         "incomplete": [str(r.path) for r in runs if not r.complete]
         + [str(u.path) for u in unreadable],
     }
@@ -829,10 +865,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("runs", nargs="+", help="run directories or folders that contain them")
     p.add_argument("--out", default="report", help="output folder (default report/)")
+    p.add_argument(
+        "--compare", action="append", default=[], metavar="'A - B'",
+        help="a confirmatory comparison of a planned family, e.g. 'sac-awmp - "
+        "sac-awmp[num_components=1]' (repeat; Holm-corrected together)",
+    )  # fmt: skip
+    p.add_argument(
+        "--explore", action="append", default=[], metavar="'A - B'",
+        help="an exploratory comparison (two-sided p, not corrected; repeat)",
+    )  # fmt: skip
+    p.add_argument(
+        "--alternative", choices=("two-sided", "greater"), default="two-sided",
+        help="the confirmatory rows' test: two-sided, or greater (H1: A higher)",
+    )  # fmt: skip
+    p.add_argument(
+        "--plan",
+        default=None,
+        metavar="FILE:TEXT",
+        help="the study's plan (TEXT in FILE); its commit time is printed beside run starts",
+    )
     args = p.parse_args(argv)
     try:
-        result = make_report(args.runs, args.out)
-    except ReportError as e:
+        result = make_report(
+            args.runs, args.out, args.compare, args.explore, args.alternative, args.plan
+        )
+    except UserError as e:  # ReportError, or a comparison or plan awmp.study cannot read
         print(f"awmp: error: {e}", file=sys.stderr)
         return 2
     print(f"report: {result['report']} ({result['runs']} runs, {len(result['figures'])} figures)")

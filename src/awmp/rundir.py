@@ -16,6 +16,7 @@ import platform
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -137,16 +138,23 @@ def run_metadata(cfg: TrainConfig) -> dict:
         "python": platform.python_version(),
         "host": socket.gethostname(),
         "argv": sys.argv,
-        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+        "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
 
 
-def create_run_dirs(cfg: TrainConfig, members: list[TrainConfig]) -> list[Path]:
-    """Create each member's run directory and write its config.json."""
+def create_run_dirs(
+    cfg: TrainConfig,
+    members: list[TrainConfig],
+    lock: Callable[[Path], object] | None = None,
+) -> list[Path]:
+    """Create each member's run directory and write its config.json; `lock(run_dir)` is
+    called on each new directory before anything is written into it (awmp.runlock)."""
     run_dirs = []
     for m in members:
         run_dir = create_run_dir(m)
         run_dirs.append(run_dir)
+        if lock is not None:
+            lock(run_dir)
         meta = run_metadata(m)
         if cfg.seeds:  # the siblings trained in the same process (resume them together)
             meta["seed_group"] = {

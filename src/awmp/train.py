@@ -48,6 +48,7 @@ from awmp.rundir import (
     run_metadata,
     say,
 )
+from awmp.runlock import RunLockError, RunLocks
 from awmp.seedrun import DIAGNOSTIC_FILE, EVAL_SEED_OFFSET
 from awmp.track import require as require_tracker
 from awmp.trainer import Components, OnStep, Trainer, TrainingInterrupted
@@ -59,6 +60,7 @@ __all__ = [
     "Components",
     "DivergenceError",
     "RunDirError",
+    "RunLockError",
     "TrainingInterrupted",
     "checkpoint_interval",
     "create_run_dir",
@@ -106,7 +108,8 @@ def train(
     With `cfg.resume` set, continue that run directory from its newest checkpoint instead;
     every experiment field of `cfg` must equal the saved config (see `resume`).
     `on_step(step)` is called after every environment step; a true return value stops the run
-    there with a checkpoint, as Ctrl-C does (TrainingInterrupted). `callbacks`: awmp.callbacks.
+    there with a checkpoint and returns it normally, its summary saying "stopped_by":
+    "callback" (Ctrl-C raises TrainingInterrupted instead). `callbacks`: awmp.callbacks.
     Callback objects with hooks at step, log, evaluation and checkpoint, each able to stop it.
     `components` replaces parts of the loop (the replay buffer, the env maker, the signal
     handler), e.g. in tests. A config with `seeds` is a seed group: `train_seeds(cfg)`.
@@ -141,6 +144,17 @@ def _train(
     callbacks: list[Callback] | tuple,
     components: Components | None,
 ) -> SeedGroup:
+    with RunLocks() as locks:  # one writer per run directory, for the whole run (awmp.runlock)
+        return _train_locked(cfg, on_step, callbacks, components, locks)
+
+
+def _train_locked(
+    cfg: TrainConfig,
+    on_step: OnStep | None,
+    callbacks: list[Callback] | tuple,
+    components: Components | None,
+    locks: RunLocks,
+) -> SeedGroup:
     validate(cfg)
     require_tracker(cfg.track)  # --track wandb without wandb installed: refused before any work
     if cfg.run_dir is not None and not str(cfg.run_dir).strip():
@@ -149,7 +163,7 @@ def _train(
     group = members(cfg)
     ckpts: list = [None] * len(group)
     if cfg.resume:
-        dirs = [check_resume(m) for m in group]
+        dirs = [locks.acquire(check_resume(m)) for m in group]
         done = finished_summaries(dirs, cfg.total_steps)
         if done is not None:
             where = ",".join(map(str, dirs))
@@ -168,8 +182,9 @@ def _train(
             env, spec = components.make_env(m.env, **env_kwargs(m))
             envs.append(env)
             envs.append(components.make_env(m.env, **env_kwargs(m))[0])
-        run_dirs = dirs if cfg.resume else create_run_dirs(cfg, group)
+        run_dirs = dirs if cfg.resume else create_run_dirs(cfg, group, locks.acquire)
         hooks = [*callbacks, *([StepFunction(on_step)] if on_step is not None else [])]
+        hooks.append(locks.watch())  # stops the run if another process took the lock over
         trainer = Trainer(group, run_dirs, envs[0::2], envs[1::2], spec, ckpts, components, hooks)
         results = trainer.run()
     finally:
