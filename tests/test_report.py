@@ -159,7 +159,7 @@ def test_report_files_numbers_and_flags(tmp_path):
         cells = rows[("Hopper-v5", algo, "default")]
         assert cells[4] == "0,1,2,3,4" and cells[5] == "1"  # seeds, incomplete
         x = finals[algo]
-        assert cells[6] == f"{np.mean(x):.1f} ± {np.std(x):.1f}"
+        assert cells[6] == f"{np.mean(x):.1f} ± {np.std(x, ddof=1):.1f}"  # sample SD
         assert cells[7].startswith(f"{hand_iqm(x):.1f} [")
     assert ("Walker2d-v5", "sac-awmp", "num_components=8") in rows
     assert ("Walker2d-v5", "sac-awmp", "tau_q=0.0001") in rows

@@ -1,0 +1,387 @@
+"""A study's planned family of comparisons, its figure and its provenance (`awmp report --compare`).
+
+A study names its comparisons before its runs (docs/RESULTS.md), e.g. the paper's Figure 3:
+
+    awmp report RUNS... --compare "sac-awmp - sac-awmp[num_components=1]" \\
+        --compare "sac-awmp - td3" --explore "sac-awmp - sac" --alternative greater \\
+        --plan "docs/RESULTS.md:## 5. The paper's Figure 3, complete: the plan"
+
+A group is named `ALGO` (its preset's defaults) or `ALGO[VARIANT]`, with VARIANT as `awmp
+report` prints it (e.g. `num_components=1`). For every task and budget where both groups of a
+comparison have finished runs, the report adds one row: the difference of mean final returns A − B
+with its 95% bootstrap CI, the exact permutation p and the verdict of the CI rule (*confirmed* if
+the CI lies above 0, *refuted* if below, *undecided* otherwise). The `--compare` rows are the
+confirmatory family: their p is one-sided when `--alternative greater` (H1: A's mean is higher),
+and Holm's step-down correction over all of them is reported beside the raw p; a confirmatory
+verdict adds "holds family-wise" when its Holm-adjusted p is at most 0.05. The `--explore` rows get
+the two-sided p and no correction. The family's figure (`family.png`) has one panel per task with
+every group of the family, mean ± half a sample standard deviation over seeds (the paper's Fig. 3).
+
+Provenance: for each group, the earliest run start (config.json `created`), the code commits its
+runs were trained from (`git_commit`, `git_dirty`) and, with `--plan FILE:TEXT`, the commit that
+first added TEXT to FILE and its time, so that "the plan was written before the runs" can be
+checked from committed files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import scipy.stats
+
+from awmp.errors import UserError
+
+FAMILY_LEVEL = 0.05  # family-wise level of the Holm reading
+
+
+class StudyError(UserError):
+    """A comparison or plan given to `awmp report` cannot be read."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupSpec:
+    algo: str
+    variant: str  # "" for the preset's defaults
+
+    @property
+    def label(self) -> str:
+        return f"{self.algo}[{self.variant}]" if self.variant else self.algo
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    a: GroupSpec
+    b: GroupSpec
+    confirmatory: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.a.label} − {self.b.label}"
+
+
+def parse_group(text: str) -> GroupSpec:
+    """'sac-awmp' -> (sac-awmp, ''); 'sac-awmp[num_components=1]' -> (sac-awmp,
+    'num_components=1'); 'ALGO[default]' is ALGO."""
+    text = text.strip()
+    if "[" in text:
+        if not text.endswith("]") or text.count("[") != 1:
+            raise StudyError(f"group {text!r}: expected ALGO or ALGO[VARIANT]")
+        algo, variant = text[:-1].split("[")
+        variant = variant.strip()
+    else:
+        algo, variant = text, ""
+    if not algo.strip() or any(c.isspace() for c in algo.strip()):
+        raise StudyError(f"group {text!r}: expected ALGO or ALGO[VARIANT]")
+    return GroupSpec(algo.strip(), "" if variant == "default" else variant)
+
+
+def parse_comparison(text: str, confirmatory: bool) -> Comparison:
+    """'A - B' (spaces around the minus sign) -> Comparison(A, B)."""
+    parts = text.split(" - ")
+    if len(parts) != 2:
+        raise StudyError(f"comparison {text!r}: expected 'A - B' (a minus sign between spaces)")
+    return Comparison(parse_group(parts[0]), parse_group(parts[1]), confirmatory)
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def permutation_p(a: np.ndarray, b: np.ndarray, alternative: str = "two-sided") -> float:
+    """Exact permutation p of the difference of means mean(a) - mean(b), every relabelling of
+    the pooled runs once (`scipy.stats.permutation_test`); `alternative` "greater" is the
+    one-sided p of H1: mean(a) > mean(b). NaN when a group has fewer than 2 runs."""
+    a, b = (np.asarray(v, np.float64).ravel() for v in (a, b))
+    if a.size < 2 or b.size < 2:
+        return math.nan
+    if math.comb(a.size + b.size, a.size) > 1_000_000:
+        raise StudyError(f"{a.size} + {b.size} runs: too many relabellings for an exact test")
+    res = scipy.stats.permutation_test(
+        (a, b), lambda x, y, axis=-1: np.mean(x, axis=axis) - np.mean(y, axis=axis),
+        permutation_type="independent", vectorized=True, alternative=alternative,
+        n_resamples=np.inf,
+    )  # fmt: skip
+    return float(min(res.pvalue, 1.0))
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the input order (NaN entries stay NaN and do not
+    count in the family): sorted ascending, p_(i) is multiplied by (m - i + 1), made
+    non-decreasing, and clipped to 1."""
+    idx = [i for i, p in enumerate(pvalues) if not math.isnan(p)]
+    m = len(idx)
+    out = [math.nan] * len(pvalues)
+    running = 0.0
+    for rank, i in enumerate(sorted(idx, key=lambda i: pvalues[i])):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        out[i] = running
+    return out
+
+
+def verdict(lo: float, hi: float) -> str:
+    """The CI rule: confirmed (CI above 0), refuted (below 0), undecided (contains 0)."""
+    if math.isnan(lo) or math.isnan(hi):
+        return "no CI (a group has 1 run)"
+    if lo > 0:
+        return "confirmed"
+    if hi < 0:
+        return "refuted"
+    return "undecided"
+
+
+# --------------------------------------------------------------------------- the family
+
+
+def _match(groups: dict, spec: GroupSpec, env: str, budget: int):
+    return groups.get((env, spec.algo, spec.variant, budget))
+
+
+def family_rows(groups: dict, comparisons: list[Comparison], alternative: str) -> list[dict]:
+    """One row per (task, budget, comparison) where both groups have a finished run: Δ mean
+    [95% CI], the raw p (one-sided for confirmatory rows when alternative is "greater"), Holm's
+    adjusted p over the confirmatory rows, and the verdict."""
+    from awmp.report import bootstrap_diff_ci
+
+    tasks = sorted({(k[0], k[3]) for k in groups})
+    rows = []
+    for comp in comparisons:
+        for env, budget in tasks:
+            ga, gb = _match(groups, comp.a, env, budget), _match(groups, comp.b, env, budget)
+            if not ga or not gb:
+                continue
+            a = np.array([r.final for r in ga if r.complete])
+            b = np.array([r.final for r in gb if r.complete])
+            if a.size == 0 or b.size == 0:
+                continue
+            if min(a.size, b.size) >= 2:
+                diff = bootstrap_diff_ci(a, b, "mean")
+            else:
+                diff = (float(a.mean() - b.mean()), math.nan, math.nan)
+            alt = alternative if comp.confirmatory else "two-sided"
+            rows.append({
+                "env": env, "budget": budget, "comparison": comp, "n_a": a.size, "n_b": b.size,
+                "seeds_a": sorted(r.seed for r in ga if r.complete),
+                "seeds_b": sorted(r.seed for r in gb if r.complete),
+                "mean": diff, "alternative": alt, "p": permutation_p(a, b, alt),
+                "p_holm": math.nan, "verdict": verdict(diff[1], diff[2]),
+            })  # fmt: skip
+    confirm = [r for r in rows if r["comparison"].confirmatory]
+    for r, adj in zip(confirm, holm([r["p"] for r in confirm]), strict=True):
+        r["p_holm"] = adj
+        if not math.isnan(adj) and adj <= FAMILY_LEVEL:
+            r["verdict"] += ", holds family-wise"
+    return rows
+
+
+def _fmt(x: float, spec: str = "+.1f") -> str:
+    return "–" if math.isnan(x) else format(x, spec)
+
+
+def family_markdown(rows: list[dict], alternative: str) -> list[str]:
+    if not rows:
+        return ["No comparison of the family has finished runs in both groups yet."]
+    m = sum(r["comparison"].confirmatory for r in rows)
+    side = "one-sided (H1: A higher)" if alternative == "greater" else "two-sided"
+    lines = [
+        "Difference of mean final returns A − B with its 95% bootstrap CI (runs of each group",
+        "resampled independently) and the exact permutation p over every relabelling of the",
+        f"pooled runs. Confirmatory rows ({m}): p {side}, and Holm's step-down adjustment over",
+        "those rows; exploratory rows: p two-sided, not adjusted. Verdict: *confirmed* if the CI",
+        "lies above 0, *refuted* if below, *undecided* otherwise; a confirmatory row adds *holds",
+        f"family-wise* when its Holm-adjusted p is at most {FAMILY_LEVEL}.",
+        "",
+        "| task | budget | comparison (A − B) | role | seeds A; B | Δ mean [95% CI] | p | p side "
+        "| Holm p | verdict |",
+        "|---|---:|---|---|---|---:|---:|---|---:|---|",
+    ]
+    for r in rows:
+        lo, hi = r["mean"][1], r["mean"][2]
+        ci = f"{r['mean'][0]:+.1f} [{_fmt(lo)}, {_fmt(hi)}]"
+        role = "confirmatory" if r["comparison"].confirmatory else "exploratory"
+        seeds = f"{','.join(map(str, r['seeds_a']))}; {','.join(map(str, r['seeds_b']))}"
+        lines.append(
+            f"| {r['env']} | {r['budget']:,} | {r['comparison'].label} | {role} | {seeds} | {ci} "
+            f"| {_fmt(r['p'], '.3f')} | {r['alternative']} | {_fmt(r['p_holm'], '.3f')} "
+            f"| {r['verdict']} |"
+        )
+    return lines
+
+
+def plot_family(groups: dict, comparisons: list[Comparison], out: Path) -> Path | None:
+    """The study's figure: one panel per (task, budget) with every group the family names,
+    mean ± half a sample standard deviation over seeds (the paper's Fig. 3); one colour per
+    group throughout."""
+    from awmp.report import _draw_curve, _plt
+
+    specs: list[GroupSpec] = []
+    for c in comparisons:
+        for s in (c.a, c.b):
+            if s not in specs:
+                specs.append(s)
+    panels = defaultdict(list)
+    for env, budget in sorted({(k[0], k[3]) for k in groups}):
+        for s in specs:
+            runs = _match(groups, s, env, budget)
+            if runs:
+                panels[(env, budget)].append((s, runs))
+    if not panels:
+        return None
+    plt = _plt()
+    colors = {s: f"C{i % 10}" for i, s in enumerate(specs)}
+    n = len(panels)
+    cols = min(n, 2)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(6.0 * cols, 4.0 * rows), squeeze=False)
+    for ax, ((env, budget), items) in zip(axes.flat, sorted(panels.items()), strict=False):
+        for s, runs in items:
+            _draw_curve(ax, runs, s.label, colors[s])
+        ax.set_title(f"{env}, {budget:,} steps")
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("return (mean ± ½ sample std)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    path = out / "family.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+def parse_time(text: str | None) -> _dt.datetime | None:
+    """An ISO time; one without a zone (config.json's `created` before zones were written)
+    is read as UTC, the zone of the machines the committed runs were trained on."""
+    if not text:
+        return None
+    try:
+        t = _dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=_dt.timezone.utc)
+
+
+def _git(repo: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def commit_time(repo: Path, commit: str) -> _dt.datetime | None:
+    out = _git(repo, "show", "-s", "--format=%cI", commit)
+    return parse_time(out) if out else None
+
+
+def plan_commit(spec: str) -> tuple[str, _dt.datetime]:
+    """FILE:TEXT -> (commit, its time): the earliest commit that added TEXT to FILE."""
+    if ":" not in spec:
+        raise StudyError(f"--plan {spec!r}: expected FILE:TEXT")
+    file, text = spec.split(":", 1)
+    path = Path(file)
+    if not path.is_file() or not text:
+        raise StudyError(f"--plan {spec!r}: no file {file}, or no TEXT after the colon")
+    repo = path.resolve().parent
+    out = _git(repo, "log", "--reverse", "--format=%H %cI", "-S", text, "--", path.name)
+    if not out:
+        raise StudyError(f"--plan: no commit added {text!r} to {file} (is it committed?)")
+    commit, when = out.splitlines()[0].split(" ", 1)
+    return commit, parse_time(when)  # type: ignore[return-value]
+
+
+def provenance_rows(groups: dict, specs: list[GroupSpec] | None, repo: Path) -> list[dict]:
+    """Per group (those of the family, or all): runs, earliest start, code commits."""
+    rows = []
+    times: dict[str, _dt.datetime | None] = {}
+    for key, runs in groups.items():
+        env, algo, variant, budget = key
+        if specs is not None and GroupSpec(algo, variant) not in specs:
+            continue
+        starts, commits, dirty = [], set(), set()
+        for r in runs:
+            try:
+                meta = json.loads((r.path / "config.json").read_text())
+            except (OSError, ValueError):
+                continue
+            if not isinstance(meta, dict):
+                continue
+            t = parse_time(meta.get("created"))
+            if t:
+                starts.append(t)
+            commits.add(meta.get("git_commit"))
+            dirty.add(meta.get("git_dirty"))
+        for c in commits:
+            if c and c not in times:
+                times[c] = commit_time(repo, c)
+        rows.append({
+            "key": key, "runs": len(runs), "first_start": min(starts) if starts else None,
+            "commits": sorted(commits, key=str), "dirty": dirty,
+            "commit_times": {c: times.get(c) for c in commits if c},
+        })  # fmt: skip
+    return rows
+
+
+def _t(t: _dt.datetime | None) -> str:
+    return "?" if t is None else t.astimezone(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def provenance_markdown(rows: list[dict], plan: tuple[str, _dt.datetime] | None) -> list[str]:
+    lines = []
+    if plan:
+        lines += [
+            f"The plan: added in commit `{plan[0][:10]}` at {_t(plan[1])}. *After the plan*: the",
+            "group's earliest run started after that commit time.",
+            "",
+        ]
+    head = "| env | algo | variant | budget | runs | earliest start | code commits (commit time) "
+    head += "| tracked files changed |" + (" after the plan |" if plan else "")
+    lines += [head, "|---|---|---|---:|---:|---|---|---|" + ("---|" if plan else "")]
+    for r in rows:
+        env, algo, variant, budget = r["key"]
+        commits = ", ".join(
+            f"`{c[:10]}` ({_t(r['commit_times'].get(c))})" if c else "unknown" for c in r["commits"]
+        )
+        dirty = {True: "yes", False: "no", None: "unknown"}
+        changed = "/".join(sorted(dirty.get(d, "unknown") for d in r["dirty"]))
+        line = (
+            f"| {env} | {algo} | {variant or 'default'} | {budget:,} | {r['runs']} "
+            f"| {_t(r['first_start'])} | {commits} | {changed} |"
+        )
+        if plan:
+            after = r["first_start"] is not None and r["first_start"] > plan[1]
+            line += " yes |" if after else " **no** |"
+        lines.append(line)
+    return lines
+
+
+def study_section(
+    groups: dict,
+    comparisons: list[Comparison],
+    alternative: str,
+    plan: str | None,
+    out: Path,
+) -> tuple[list[str], Path | None, list[dict]]:
+    """The report's family section (markdown lines), its figure and its rows."""
+    plan_info = plan_commit(plan) if plan else None
+    rows = family_rows(groups, comparisons, alternative)
+    figure = plot_family(groups, comparisons, out)
+    specs = list(dict.fromkeys(s for c in comparisons for s in (c.a, c.b)))
+    repo = Path(plan.split(":", 1)[0]).resolve().parent if plan else Path.cwd()
+    prov = provenance_rows(groups, specs, repo)
+    lines = ["", "## The planned family of comparisons", "", *family_markdown(rows, alternative)]
+    if figure:
+        lines += ["", f"![{figure.stem}]({figure.name})"]
+    lines += ["", "## Provenance of the family's runs", "", *provenance_markdown(prov, plan_info)]
+    return lines, figure, rows
