@@ -1,5 +1,7 @@
-"""Issue 13 item 18: Python callbacks at step, log, evaluation and checkpoint, each able to stop
-the run as Ctrl-C does (and the stopped run resumes to the same final parameters)."""
+"""Python callbacks at step, log, evaluation and checkpoint, each able to stop the run: a
+checkpoint of the step, as Ctrl-C writes, but `train` returns normally (SB3's callback returning
+False), summary.json says a callback stopped it, `awmp report` lists it so, and the stopped run
+resumes to the same final parameters."""
 
 from __future__ import annotations
 
@@ -9,10 +11,12 @@ from pathlib import Path
 
 import pytest
 from conftest import final_state_bytes, small_config
+from faults import stop_at
 
 import awmp
 from awmp.checkpoint import list_checkpoints
 from awmp.evaluate import PARAMS_FILE
+from awmp.report import read_run
 from awmp.train import TrainingInterrupted, resume, train
 
 
@@ -70,18 +74,36 @@ def test_every_hook_sees_what_the_run_writes(tmp_path):
 
 
 @pytest.mark.parametrize(("hook", "step"), [("eval", 150), ("checkpoint", 200), ("log", 100)])
-def test_a_hook_stops_the_run_like_ctrl_c_and_it_resumes_exactly(tmp_path, hook, step):
+def test_a_hook_stops_the_run_normally_and_it_resumes_exactly(tmp_path, hook, step, capsys):
     plain_dir, _ = train(_cfg(tmp_path / "plain"))
     rec = Recorder(stop=(hook, step))
-    with pytest.raises(TrainingInterrupted) as info:
-        train(_cfg(tmp_path / "run"), callbacks=[rec])
-    run_dir = tmp_path / "run"
-    assert info.value.step == step and rec.calls["step"][-1] == step
+    run_dir, returned = train(_cfg(tmp_path / "run"), callbacks=[rec])  # no exception
+    assert run_dir == tmp_path / "run" and rec.calls["step"][-1] == step
+    assert f"a callback stopped the run after step {step}" in capsys.readouterr().err
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["interrupted"] is True and summary["steps_done"] == step
+    assert summary == returned
+    assert summary["stopped_by"] == "callback" and summary["steps_done"] == step
+    assert summary["interrupted"] is False  # no signal
+    # awmp report lists it as stopped by a callback, not as partial (before the first
+    # evaluation, at step 150, it has nothing to report).
+    run = read_run(run_dir)
+    if step >= 150:
+        assert not run.complete and run.problem == f"stopped by a callback at step {step} of 300"
     assert [s for s, _ in list_checkpoints(run_dir)][-1] == step  # one checkpoint of that step
     if hook == "checkpoint":  # not written twice
         assert [s for s, _ in rec.calls["checkpoint"]] == [100, 200]
-    resume(run_dir, progress=False)
+    _, resumed = resume(run_dir, progress=False)
+    assert resumed["stopped_by"] is None and resumed["steps_done"] == 300
+    assert read_run(run_dir).complete
     assert (run_dir / PARAMS_FILE).read_bytes() == (plain_dir / PARAMS_FILE).read_bytes()
     assert final_state_bytes(run_dir) == final_state_bytes(plain_dir)
+
+
+def test_a_signal_still_raises_and_the_report_calls_it_partial(tmp_path):
+    """Ctrl-C (here SIGINT sent by a step function) is not a callback's stop: it raises."""
+    with pytest.raises(TrainingInterrupted) as info:
+        train(_cfg(tmp_path / "run"), on_step=stop_at(160))
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert info.value.step == 160 and summary["stopped_by"] == "SIGINT"
+    assert summary["interrupted"] is True
+    assert read_run(tmp_path / "run").problem == "partial: stopped at step 160 of 300"

@@ -1,11 +1,13 @@
-"""Python callbacks: `awmp.train(cfg, callbacks=[...])` (issue 13 item 18).
+"""Python callbacks: `awmp.train(cfg, callbacks=[...])`.
 
 Subclass `Callback` and override any hook. Each is called in the loop, in this order within an
 environment step: `on_log` (after the train.csv rows), `on_eval` (after the eval.csv rows),
 `on_step`, and `on_checkpoint` (after a checkpoint is on disk). A true return value from any
-hook stops the run after this step exactly as Ctrl-C does: a checkpoint of the step (unless one
-was just written), final_params.msgpack (the acting parameters), summary.json with
-"interrupted": true, and `awmp.train.TrainingInterrupted`; `awmp train --resume` continues it.
+hook stops the run after this step (SB3's callback returning False): a checkpoint of the step
+(unless one was just written), final_params.msgpack (the acting parameters), summary.json with
+"stopped_by": "callback" and "steps_done": the step, and `awmp.train` returns the run normally
+(Ctrl-C and SIGTERM instead raise `awmp.train.TrainingInterrupted`). `awmp report` lists such a
+run as stopped by a callback; `awmp.resume(run_dir)` (or `awmp train --resume`) continues it.
 
 Rows are lists with one dict per seed (one element without `--seeds`), the rows as written to
 train.csv / eval.csv; `paths` are the checkpoint files just written, one per seed.

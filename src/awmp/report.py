@@ -288,7 +288,7 @@ def read_run(path: Path) -> Run | Unreadable:
     if steps.size == 0:
         return Unreadable(path, f"{env} {algo} seed {seed}: no evaluation in eval.csv")
     last = int(steps[-1])
-    problem = ""
+    problem = stopped = ""
     if not summary_path.is_file():
         problem = f"no summary.json (running or crashed); last evaluation at step {last}"
     else:
@@ -298,12 +298,15 @@ def read_run(path: Path) -> Run | Unreadable:
         except (OSError, ValueError, TypeError) as e:
             summary, done = {}, 0
             problem = f"unreadable summary.json ({type(e).__name__})"
-        if not problem and (done < budget or summary.get("interrupted")):
+        if not problem and summary.get("stopped_by") == "callback" and done < budget:
+            stopped = f"stopped by a callback at step {done} of {budget}"  # deliberate, not partial
+        elif not problem and (done < budget or summary.get("interrupted")):
             problem = f"stopped at step {done}"
-    if not problem and last < budget:
+    if not problem and not stopped and last < budget:
         problem = f"last evaluation at step {last}"
     if problem:
         problem = f"partial: {problem} of {budget}"
+    problem = problem or stopped
     diff = variant_of(config)
     return Run(
         path=path,

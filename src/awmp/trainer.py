@@ -127,7 +127,8 @@ class Trainer:
         self.step, self.wall_s = 0, 0.0
         self.pending = None  # (actions (n, 1, d), extras) the fused step computed for the obs
         self.last_metrics: dict | None = None
-        self.interrupted_by: int | None = None
+        self.interrupted_by: int | None = None  # the signal that stopped the run
+        self.stopped_by_callback = False  # a callback asked to stop: the run returns normally
         for s in self.seeds:
             s.reset()
         if ckpts[0] is not None:
@@ -171,6 +172,11 @@ class Trainer:
         results = self._write_final_files()
         if self.interrupted_by is not None:
             self._stop_interrupted()
+        if self.stopped_by_callback:
+            say(
+                f"a callback stopped the run after step {self.step} ({self._written()}); "
+                f"continue it with: awmp train --resume {self.resume_target}"
+            )
         return results
 
     def _loop(self, signals: Signals) -> None:
@@ -187,16 +193,16 @@ class Trainer:
                 self._evaluate(step)  # eval.csv
             self.progress.advance(step)
             self.callbacks("on_step", step)
-            if self.callbacks.stop and signals.received is None:
-                signals.received = signal.SIGINT  # a callback asked to stop, as Ctrl-C does
-            if signals.received is not None and step < cfg.total_steps:
+            if (signals.received is not None or self.callbacks.stop) and step < cfg.total_steps:
+                # A signal (Ctrl-C, SIGTERM) wins over a callback's request: it raises.
                 self.interrupted_by = signals.received
+                self.stopped_by_callback = signals.received is None
                 self._save_checkpoint(step)
                 return
             if step % self.ckpt_every == 0 or step == cfg.total_steps or self._overdue():
                 self._save_checkpoint(step)
                 if self.callbacks.stop and step < cfg.total_steps:  # asked by on_checkpoint
-                    self.interrupted_by = signal.SIGINT
+                    self.stopped_by_callback = True
                     return
 
     # ------------------------------------------------------------------ the named steps
@@ -434,6 +440,7 @@ class Trainer:
             "total_steps": self.cfg.total_steps,
             "steps_done": step,
             "interrupted": self.interrupted_by is not None,
+            "stopped_by": self._stopped_by(),  # "callback", "SIGINT", "SIGTERM"; None: finished
             "final_eval_return": evals[-1]["return_mean"] if evals else None,
             "final_eval_step": evals[-1]["step"] if evals else None,
             "best_eval_return": best["return_mean"] if best else None,
@@ -452,15 +459,22 @@ class Trainer:
             ) from None
         return s.run_dir, summary
 
-    def _stop_interrupted(self) -> None:
-        name = signal.Signals(self.interrupted_by).name
+    def _stopped_by(self) -> str | None:
+        if self.interrupted_by is not None:
+            return signal.Signals(self.interrupted_by).name
+        return "callback" if self.stopped_by_callback else None
+
+    def _written(self) -> str:
         last = self.seeds[0].last_ckpt
         if self.axis.n == 1:
-            written = f"checkpoint {last} written"
-        else:
-            written = f"checkpoints {last.name} written in each run directory"
+            return f"checkpoint {last} written"
+        return f"checkpoints {last.name} written in each run directory"
+
+    def _stop_interrupted(self) -> None:
+        name = signal.Signals(self.interrupted_by).name
         say(
-            f"{name}: stopped after step {self.step}, {written}; "
+            f"{name}: stopped after step {self.step}, {self._written()}; "
             f"resume with: awmp train --resume {self.resume_target}"
         )
+        last = self.seeds[0].last_ckpt
         raise TrainingInterrupted(self._run_dir(), self.step, self.interrupted_by, last)
