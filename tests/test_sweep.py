@@ -97,6 +97,9 @@ def _check_sweep(out: Path) -> None:
     ]
     second_log = (record_dir / f"{key}.attempt2.log").read_text()
     assert f"resuming {out / KILLED} from step 100" in second_log
+    # The killed attempt's run lock was left behind, and the retry took it over.
+    assert f"awmp: taking over the lock of {out / KILLED}: pid " in second_log
+    assert "is gone (no such process)" in second_log
     for cell in CELLS:
         s = json.loads((out / cell / "summary.json").read_text())
         assert s["steps_done"] == 300 and not s["interrupted"]

@@ -401,6 +401,12 @@ class _LockWatch(Callback):
         self.locks.check()
 
 
+def lock_wait() -> float:
+    """How long a sweep's retry waits for a lock held by another machine: until a heartbeat
+    the lost holder wrote just before it went would be stale, plus two heartbeats."""
+    return stale_after() + 2 * heartbeat_interval()
+
+
 def wait_until_free(run_dir: str | Path, timeout: float, poll: float = 2.0) -> None:
     """Wait up to `timeout` seconds until `run_dir`'s lock is released or its holder is gone
     (for a retry that may start on another machine while the lost one's heartbeat is fresh)."""

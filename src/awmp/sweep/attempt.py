@@ -144,7 +144,9 @@ class Attempt:
         extra_env: dict | None = None,
         cores: tuple[int, ...] | None = None,
         threads_per_run: int | None = None,
+        where: dict | None = None,
     ) -> None:
+        """`where`: more about where it runs, for its record (Ray: the node's id)."""
         self.spec = spec
         run_dir = Path(spec.run_dir)
         record_dir = Path(spec.record_dir)
@@ -172,7 +174,7 @@ class Attempt:
             cmd += ["--config", str(config_file), "--run-dir", str(run_dir)]
         self.t0 = time.time()
         entry = {"attempt": self.number, "start": self.start, "host": os.uname().nodename}
-        entry["started"] = _now()
+        entry.update(where or {}, started=_now())
         self.record["attempts"].append(entry)
         save_record(record_dir, spec.key, self.record)
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in poll()

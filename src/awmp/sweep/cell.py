@@ -1,7 +1,8 @@
 """The subprocess of one sweep attempt: `python -m awmp.sweep --cell --parent-pid PID` and either
 `--config FILE --run-dir DIR` (a fresh cell) or `--resume DIR`.
 
-It pins itself to the cores its launcher chose, dies with its launcher, and then runs the real
+It pins itself to the cores its launcher chose, dies with its launcher, waits (a retry) until
+the run directory's lock is free or its holder gone, and then runs the real
 `awmp train --config-file FILE --run-dir DIR` (or `awmp train --resume DIR --no-progress`)
 through awmp.cli_train, so an attempt has `awmp train`'s exit codes.
 """
@@ -39,6 +40,15 @@ def _cell_main(argv: list[str], on_step: OnStep | None = None) -> int:
     from awmp import cli_train
 
     if args.resume:
+        # A retry may start on another node while the lost node's lock still has a fresh
+        # heartbeat: wait until it is stale (awmp.runlock), then `awmp train` takes it over.
+        from awmp import runlock
+        from awmp.errors import AwmpError
+
+        try:
+            runlock.wait_until_free(args.resume, timeout=runlock.lock_wait())
+        except AwmpError:
+            pass  # e.g. a bad AWMP_LOCK_STALE_SECONDS: `awmp train` says so in one line
         train_argv = ["--resume", args.resume, "--no-progress"]
     else:
         train_argv = ["--config-file", args.config, "--run-dir", args.run_dir]

@@ -33,8 +33,11 @@ def _ray_trial(config: dict, specs: dict) -> None:
     spec = CellSpec(**specs[config["cell"]])
     # The CPUs Ray gave this trial set the run's threads (one: XLA single-threaded, as locally);
     # Ray does not say which cores, so the run is not pinned.
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
-    attempt = Attempt(spec, threads_per_run=max(1, int(cpus)))
+    context = ray.get_runtime_context()
+    cpus = context.get_assigned_resources().get("CPU", 1.0)
+    attempt = Attempt(
+        spec, threads_per_run=max(1, int(cpus)), where={"node": context.get_node_id()}
+    )
     last = 0.0
     while (result := attempt.poll()) is None:
         if time.monotonic() - last >= RAY_REPORT_S:
