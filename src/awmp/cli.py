@@ -16,7 +16,7 @@ USAGE = """usage: awmp {train,eval,demo,report,experiment,sweep,inspect,bench} .
 
   awmp train --algo sac --env Hopper-v5 --seed 0 --total-steps 1000000 --preset paper \\
              --eval-interval 5000 --eval-episodes 10 --run-dir runs/...
-  awmp eval RUN_DIR --episodes 10
+  awmp eval RUN_DIR --episodes 10 [--which best]
   awmp demo          SAC-AWMP (O = 4) on Pendulum-v1 for 15,000 steps: learns in minutes
   awmp report RUNS_DIR... --out report/   tables and figures from run directories
   awmp experiment paper --budget 100000 --seeds 0,1 [--dry-run]   the paper's protocol
@@ -66,6 +66,11 @@ def cmd_eval(argv: list[str]) -> int:
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default 10)")
     p.add_argument("--seed", type=int, default=12345, help="seed of the evaluation env")
     p.add_argument(
+        "--which", default="final", metavar="{final,best,checkpoint,FILE.ckpt}",
+        help="the parameters: final (default), best (at the run's best evaluation), "
+        "checkpoint (the newest) or a checkpoint file",
+    )  # fmt: skip
+    p.add_argument(
         "--video", default=None, metavar="OUT.mp4",
         help="also film the episodes into this MP4 (any algorithm; pip install 'awmp[video]')",
     )  # fmt: skip
@@ -78,7 +83,9 @@ def cmd_eval(argv: list[str]) -> int:
     if args.episodes < 1:
         return _fail(f"invalid episodes={args.episodes}: must be >= 1")
     try:
-        result = evaluate_run(args.run_dir, args.episodes, args.seed, args.video, args.eval_action)
+        result = evaluate_run(
+            args.run_dir, args.episodes, args.seed, args.video, args.eval_action, args.which
+        )
     except FileNotFoundError as e:  # awmp's own errors: main's table
         return _fail(str(e))
     print(json.dumps(result, indent=2))

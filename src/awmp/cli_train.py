@@ -375,15 +375,18 @@ def cmd_train(argv: list[str]) -> int:
 
 def run_train(cfg, on_step=None) -> int:
     """train(cfg) with `awmp train`'s exit codes (0, 2 bad input, 3 diverged, 130/143 stopped);
-    prints the summary as JSON on success.
+    on success writes each run's learning curve (learning_curve.png, as `awmp demo` does) and
+    prints the summary as JSON.
     `on_step`: as for awmp.train.train."""
     from awmp.train import train, train_seeds
 
     try:
         if cfg.seeds:  # a seed group: a summary per seed
             summary = train_seeds(cfg, on_step=on_step).summaries
+            _plot_curves(summary)
         else:
             summary = train(cfg, on_step=on_step).summary
+            _plot_curves([summary])
     except AwmpError as e:
         return _report(e)
     except KeyboardInterrupt as e:  # train() has printed where the run is and how to resume
@@ -393,3 +396,13 @@ def run_train(cfg, on_step=None) -> int:
         return EXIT_SIGTERM if signum == 15 else EXIT_SIGINT
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _plot_curves(summaries: list[dict]) -> None:
+    """learning_curve.png in each run directory that has an evaluation; its path on stderr."""
+    from awmp.plots import plot_learning_curve
+
+    for summary in summaries:
+        if summary.get("final_eval_step") is not None:
+            png = plot_learning_curve(summary["run_dir"])
+            print(f"awmp: learning curve: {png}", file=sys.stderr)

@@ -168,6 +168,7 @@ class Policy:
         env, self.spec = make_env(self.config.env, **env_kwargs(self.config))
         self._low = np.asarray(env.unwrapped.action_space.low, np.float64)
         self._high = np.asarray(env.unwrapped.action_space.high, np.float64)
+        self.action_dtype = np.dtype(env.unwrapped.action_space.dtype)  # what `act` returns
         env.close()
         self.agent = algos.get(self.config.algo).make_agent(self.spec, self.config.algo_config())
         # Only the structure is needed to read the saved values: eval_shape traces `init`
@@ -209,11 +210,17 @@ class Policy:
         return a[0] if single else a
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Actions in the environment's own bounds for one observation (obs_dim,) or a batch
-        (B, obs_dim), with the same leading shape."""
-        # In float64: (a + 1) in float32 would round to float32's step near 1 (1.2e-7).
+        """Actions in the environment's own bounds and in its action space's dtype
+        (`action_dtype`, e.g. float32) for one observation (obs_dim,) or a batch (B, obs_dim),
+        with the same leading shape."""
+        # In float64: (a + 1) in float32 would round to float32's step near 1 (1.2e-7). The
+        # bounds are values of the space's dtype, so rounding to it stays within them.
         a = np.clip(np.asarray(self.act_normalized(obs, deterministic), np.float64), -1.0, 1.0)
-        return self._low + (a + 1.0) * 0.5 * (self._high - self._low)
+        action = self._low + (a + 1.0) * 0.5 * (self._high - self._low)
+        action = np.clip(action, self._low, self._high)
+        if not np.issubdtype(self.action_dtype, np.floating):  # an integer Box: the nearest
+            action = np.rint(action)
+        return action.astype(self.action_dtype)
 
 
 def _params_source(run_dir: Path, which: str) -> Path:
@@ -272,11 +279,13 @@ def evaluate_run(
     seed: int = 12345,
     video: str | Path | None = None,
     eval_action: str | None = None,
+    which: str = "final",
 ) -> dict:
     """Evaluate a saved run's deterministic policy on fresh episodes; with `video`, also film
     them (every episode, one after another, into one MP4; any algorithm); with `eval_action`, a
-    SAC-AWMP run's parameters acting by that rule instead of the run's own."""
-    policy = load(run_dir, eval_action=eval_action)
+    SAC-AWMP run's parameters acting by that rule instead of the run's own. `which`: the
+    parameters, as for `load` ("final", "best", "checkpoint" or a checkpoint file)."""
+    policy = load(run_dir, which=which, eval_action=eval_action)
     frames: list = []
     kwargs = {}
     if video is not None:
@@ -307,6 +316,7 @@ def evaluate_run(
         extra = {"video": str(path), "frames": len(frames)}
     return {
         "run_dir": str(run_dir),
+        "params": str(policy.source),
         "episodes": episodes,
         "return_mean": float(np.mean(returns)),
         "return_std": float(np.std(returns)),

@@ -13,6 +13,8 @@ RUN_DIR/inspect):
 - `weights.csv`: episode, t, observation, action, reward, rho_g, h_g per step;
 - `inspect.json`: the files, returns, component usage and `sharpness` (per-state largest weight
   and entropy of rho and of h, and how often their argmax agree, averaged over all steps);
+- a warning (on stderr and in inspect.json's notes) when the prior has not been trained: O = 1
+  (its bursts are skipped), or a run stopped before its first burst;
 - with `--video`: `episode<k>.mp4`, MuJoCo offscreen frames (MUJOCO_GL=egl) with the active
   component written on each frame. Needs imageio with its ffmpeg plugin (`pip install
   awmp[video]`); when it or rendering is unavailable, the reason is printed and the plots are
@@ -39,6 +41,46 @@ class InspectError(UserError):
 
 
 MIXTURES = ("sac-awmp", "td3-awmp")  # the algorithms with a gating rho and a prior h
+
+
+def first_prior_burst(cfg) -> int | None:
+    """The environment step after which a mixture run's prior network is first trained, or None
+    when it never is (O = 1 or prior_steps = 0: the loop skips the bursts). Bursts come every
+    `prior_interval` steps, from the first such step after the first gradient step (the end of
+    the warm-up; awmp.algos.prior.draw_prior_data)."""
+    a = cfg.algo_config()
+    if a.num_components == 1 or a.prior_steps == 0:
+        return None
+    return (max(cfg.warmup_steps, 1) // a.prior_interval + 1) * a.prior_interval
+
+
+def prior_note(cfg, steps_done: int | None) -> str | None:
+    """Why the h of a mixture run whose parameters are of step `steps_done` says nothing (the
+    prior network is its random initialisation), or None when its prior has been trained."""
+    a = cfg.algo_config()
+    if a.num_components == 1:
+        return (
+            "O = 1: the prior is never trained (the loop skips its bursts: h is 1 for every "
+            "state), so h says nothing"
+        )
+    if a.prior_steps == 0:
+        return "prior_steps = 0: the prior is never trained, so h is its random initialisation"
+    first = first_prior_burst(cfg)
+    if steps_done is not None and steps_done < first:
+        return (
+            f"the prior has not been trained yet: its first burst comes after step {first} "
+            f"(warm-up {cfg.warmup_steps}, prior_interval {a.prior_interval}) and these "
+            f"parameters are of step {steps_done}, so h is its random initialisation"
+        )
+    return None
+
+
+def _steps_done(run_dir: Path) -> int | None:
+    """summary.json's steps_done (the step of final_params.msgpack); None if unreadable."""
+    try:
+        return int(json.loads((run_dir / "summary.json").read_text())["steps_done"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _mixture_model(policy):
@@ -239,6 +281,9 @@ def inspect_run(
     out = Path(out) if out else run_dir / "inspect"
     out.mkdir(parents=True, exist_ok=True)
     notes = []
+    note = prior_note(policy.config, _steps_done(run_dir))
+    if note is not None:
+        notes.append(f"warning: {note}")
     render = False
     if video:
         try:
