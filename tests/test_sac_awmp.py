@@ -380,18 +380,34 @@ def _np_softmax(x):
         {},
         {"value_weights": "prior", "prior_action": "buffer"},
         {"acting": "weighted", "gating_temperature": 0.5, "alpha_g": 0.3},
+        {"gating_samples": "independent"},
+        {"gating_samples": "mean", "gating_temperature": 0.5, "alpha_g": 0.3},
+        {"learn_alpha": True, "target_entropy": -1.5},
+        {"learn_alpha": True, "gating_samples": "independent", "value_weights": "prior"},
     ],
 )
 def test_v_and_policy_losses_with_several_components_match_handwritten_formulas(switches):
-    """eq. 21 and eq. 26 (per component) with O = 3, written out in float64 NumPy."""
+    """eq. 22-23 (Q), eq. 20-21 (V) and eq. 24-27 (policy, per component) with O = 3, written
+    out in float64 NumPy, with rho of eq. 16-17 at the points `gating_samples` chooses
+    (docs/ALGORITHM.md "Gating samples": the components' own samples, a second independent
+    sample, or the component means) and, under `learn_alpha`, alpha_pi = exp(log alpha) in
+    eq. 17, 21 and 24 and the temperature loss J(alpha) = -log alpha (mean log pi_g + target)
+    (docs/ALGORITHM.md "Learned temperature"; Haarnoja et al. 2018b, eq. 18). The learned
+    log alpha is set away from `alpha_pi`, so reading the constant instead would show."""
     spec = EnvSpec(4, 2)
     o, b, d = 3, 48, 2
     m = _small_awmp(o, spec, **switches)
     cfg = m.cfg
     state = _distinct_targets(m, 31)
+    alpha = cfg.alpha_pi
+    if cfg.learn_alpha:
+        alpha = 0.7
+        state = state.replace(log_alpha=jnp.asarray(np.log(alpha), jnp.float32))
+        alpha = float(np.exp(np.float64(np.float32(np.log(alpha)))))  # the stored float32 value
     rng = np.random.default_rng(31)
     batch = _random_batch(rng, spec, b)
     noise = m.sample_noise(jax.random.PRNGKey(32), b)
+    assert ("eps_gating" in noise) == (cfg.gating_samples == "independent")
     got = m.losses(m.nets(state), batch, noise)
 
     s = np.asarray(batch["obs"], np.float64)
@@ -399,18 +415,40 @@ def test_v_and_policy_losses_with_several_components_match_handwritten_formulas(
     heads = state.policy["params"]["Vmap_GaussianHead_0"]["MLP_0"]
     q_layers = state.critic["params"]["Vmap_QNet_0"]["MLP_0"]
     qbar_layers = state.target_critic["params"]["Vmap_QNet_0"]["MLP_0"]
-    a, logp, minq, qbar1 = [], [], [], []
+
+    def q_at(layers, j, act):
+        return np_mlp(_index(layers, j), np.concatenate([s, act], -1))[:, 0]
+
+    def log_normal_tanh(u, mean, log_std):  # log pi_g(tanh u) of eq. 28, summed over d
+        return np.sum(
+            -0.5 * ((u - mean) / np.exp(log_std)) ** 2
+            - log_std
+            - 0.5 * np.log(2 * np.pi)
+            - np.log(1.0 - np.tanh(u) ** 2),
+            -1,
+        )
+
+    a, logp, minq, qbar1_at = [], [], [], []
     for g in range(o):
         out = np_mlp(_index(heads, g), s)
         mean, log_std = out[:, :d], np.clip(out[:, d:], -20, 2)
-        ag = np.tanh(mean + np.exp(log_std) * eps[g])
+        u = mean + np.exp(log_std) * eps[g]  # eq. 27
+        ag = np.tanh(u)
         a.append(ag)
-        logp.append(np.log(np_tanh_gauss_density(ag, mean, np.exp(log_std))))
-        sa = np.concatenate([s, ag], -1)
-        minq.append(np.minimum(*[np_mlp(_index(q_layers, j), sa)[:, 0] for j in range(2)]))
-        qbar1.append(np_mlp(_index(qbar_layers, 0), sa)[:, 0])
-    a, logp, minq, qbar1 = np.stack(a), np.stack(logp).T, np.stack(minq).T, np.stack(qbar1).T
-    rho = _np_softmax((qbar1 - cfg.alpha_pi * logp) / cfg.gating_temperature)  # eq. 16-17
+        logp.append(log_normal_tanh(u, mean, log_std))
+        minq.append(np.minimum(q_at(q_layers, 0, ag), q_at(q_layers, 1, ag)))
+        # The point rho is evaluated at, and log pi_g there.
+        if cfg.gating_samples == "shared":
+            u_rho = u
+        elif cfg.gating_samples == "independent":
+            u_rho = mean + np.exp(log_std) * np.asarray(noise["eps_gating"], np.float64)[g]
+        else:  # "mean"
+            u_rho = mean
+        qbar1_at.append(
+            q_at(qbar_layers, 0, np.tanh(u_rho)) - alpha * log_normal_tanh(u_rho, mean, log_std)
+        )
+    a, logp, minq = np.stack(a), np.stack(logp).T, np.stack(minq).T
+    rho = _np_softmax(np.stack(qbar1_at).T / cfg.gating_temperature)  # eq. 16-17
     if cfg.prior_action == "buffer":
         a_prior = np.asarray(batch["action"], np.float64)
     elif cfg.acting == "mixture":
@@ -419,19 +457,31 @@ def test_v_and_policy_losses_with_several_components_match_handwritten_formulas(
     else:
         a_prior = np.einsum("bo,obd->bd", rho, a)
     h = _np_softmax(np_mlp(state.prior["params"]["MLP_0"], np.concatenate([s, a_prior], -1)))
-    u = rho if cfg.value_weights == "gating" else h
-    v_hat = np.sum(u * (minq - cfg.alpha_pi * logp), -1) - cfg.alpha_g * np.sum(u * np.log(u), -1)
+    u_w = rho if cfg.value_weights == "gating" else h
+    v_hat = np.sum(u_w * (minq - alpha * logp), -1) - cfg.alpha_g * np.sum(u_w * np.log(u_w), -1)
     v = np_mlp(state.value["params"]["MLP_0"], s)[:, 0]
-    v_loss = 0.5 * np.mean((v - v_hat) ** 2)
+    v_loss = 0.5 * np.mean((v - v_hat) ** 2)  # eq. 20-21
     pi_loss = np.mean(
-        np.sum(h * (cfg.alpha_pi * logp - minq), -1) + cfg.alpha_g * np.sum(h * np.log(h), -1)
-    )
+        np.sum(h * (alpha * logp - minq), -1) + cfg.alpha_g * np.sum(h * np.log(h), -1)
+    )  # eq. 24-27
+    f = {k: np.asarray(x, np.float64) for k, x in batch.items()}
+    v_next = np_mlp(state.target_value["params"]["MLP_0"], f["next_obs"])[:, 0]
+    q_hat = f["reward"] + cfg.gamma * (1 - f["terminated"]) * v_next  # eq. 23
+    q_loss = sum(0.5 * np.mean((q_at(q_layers, j, f["action"]) - q_hat) ** 2) for j in (0, 1))
+    assert float(got["q_loss"]) == pytest.approx(q_loss, rel=2e-4, abs=1e-5)  # eq. 22
     assert float(got["v_loss"]) == pytest.approx(v_loss, rel=2e-4, abs=1e-5)
     assert float(got["pi_loss"]) == pytest.approx(pi_loss, rel=2e-4, abs=1e-5)
     for g in range(o):
         assert float(got[f"rho_{g}"]) == pytest.approx(rho[:, g].mean(), rel=1e-4, abs=1e-6)
         assert float(got[f"h_{g}"]) == pytest.approx(h[:, g].mean(), rel=1e-4, abs=1e-6)
         assert float(got[f"entropy_{g}"]) == pytest.approx(-logp[:, g].mean(), rel=1e-4, abs=1e-5)
+    if cfg.learn_alpha:
+        target = -float(d) if cfg.target_entropy is None else cfg.target_entropy
+        alpha_loss = -np.log(alpha) * (logp.mean() + target)
+        assert float(got["alpha"]) == pytest.approx(alpha, rel=1e-6)
+        assert float(got["alpha_loss"]) == pytest.approx(alpha_loss, rel=2e-4, abs=1e-6)
+    else:
+        assert "alpha" not in got and "alpha_loss" not in got
 
 
 @pytest.mark.parametrize("recon", [0.0, 0.7])
