@@ -1,4 +1,4 @@
-"""Issue 14 §3: our CrossQ against SBX's CrossQ at equal settings, returns over seeds.
+"""Our CrossQ against SBX's CrossQ at equal settings, returns over seeds.
 
 Both implementations train on the same task with the same settings and the same protocol:
 `--warmup` uniform random actions, then one critic step per environment step (actor and

@@ -1,4 +1,4 @@
-"""Why the mixture may not act as one (issue 11 §4, "find out why"): per-state anatomy of a
+"""Why the mixture may not act as one (docs/RESULTS.md §3, "find out why"): per-state anatomy of a
 trained SAC-AWMP policy along its own deterministic episodes.
 
 For every visited state s it measures, with the run's final parameters:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run evidence cells one after another on one CPU core, single-threaded XLA (issue 15: one
+# Run evidence cells one after another on one CPU core, single-threaded XLA (docs/BENCHMARKS.md: one
 # pinned process per core finishes ~1.5x the runs/hour of one process on both cores).
 # Usage: experiments/run_pinned.sh CORE DEADLINE_EPOCH GRID:SEED:MINUTES ...
 # The grid file is experiments/evidence.toml, or AWMP_GRID_FILE; the runs go to runs/evidence, or

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start-up benchmark (docs/BENCHMARKS.md "Start-up", issue 13 item 13): wall time of
+# Start-up benchmark (docs/BENCHMARKS.md "Start-up"): wall time of
 # `awmp train` to its first update and of `awmp eval --episodes 1`, cold (empty compilation
 # cache) and warm, for the code under SRC_BEFORE and SRC_AFTER (e.g. a `git archive` of an old
 # commit's src/ and this checkout's src/). Run on an otherwise idle machine.

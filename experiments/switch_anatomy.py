@@ -1,5 +1,5 @@
 """Where a trained policy loses return on awmp/Switch-v0, and whether the mixture could do better
-(issue 11 §4, the premise: "find out why").
+(docs/RESULTS.md §3, the premise: "find out why").
 
 Switch-v0's optimal action is sign(c), a jump at the cue c = 0 (src/awmp/tasks.py). A policy
 that is continuous in c must pass through small actions near c = 0 and is slow there. For each

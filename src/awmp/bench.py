@@ -353,7 +353,7 @@ def build_contenders(env: str, warmup: int, burn_in: int, window: int, quick: bo
 def crossq_contenders(
     env: str, warmup: int, burn_in: int, window: int, hidden: tuple[int, ...]
 ) -> list[Contender]:
-    """Our CrossQ and SBX's at equal settings (critics `hidden`), issue 14 section 3."""
+    """Our CrossQ and SBX's at equal settings (critics `hidden`) (docs/RESULTS.md §4)."""
     w = (warmup, burn_in, window)
     label = "x".join(map(str, hidden))
     cs = [ours(f"ours CrossQ critics {label}", "crossq", env, "paper", *w, crossq_hidden=hidden)]

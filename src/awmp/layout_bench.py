@@ -1,5 +1,5 @@
 """`awmp bench --layout`: which way of placing many runs on this machine's cores finishes the
-most runs per hour (issue 15; docs/BENCHMARKS.md "Runs per hour").
+most runs per hour (docs/BENCHMARKS.md "Runs per hour").
 
 Layouts, each a set of `awmp train` processes started together:
 - `1 process`: one run with XLA's default threads (the baseline, 1.0x);

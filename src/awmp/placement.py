@@ -1,4 +1,4 @@
-"""Where many runs go on one machine's CPU cores (issue 15).
+"""Where many runs go on one machine's CPU cores.
 
 Measured on the project's 2-core machine (docs/BENCHMARKS.md "Runs per hour"): one process per
 core, each pinned to its core with XLA's Eigen thread pool off, finishes about 1.5x the runs per

@@ -547,7 +547,7 @@ def plot_ablations(groups, out: Path) -> list[Path]:
 
 
 def plot_variants(groups, out: Path) -> list[Path]:
-    """Every other non-default variant (e.g. other network sizes, zeta, the issue-11 switches):
+    """Every other non-default variant (e.g. other network sizes, zeta, the gating switches):
     one figure per (env, algo, budget) with the default and each variant, so no group is left
     without a curve (`variants_<algo>_<env>_<budget>.png`)."""
     drawn_elsewhere = {"preset", *ABLATIONS}

@@ -78,7 +78,7 @@ FORK_WIDTH = 0.15  # each mode's reward bump: exp(-(a - m)^2 / (2 * 0.15^2))
 
 
 class ForkEnv(gym.Env):
-    """A second premise task (issue 11 §4): the best action jumps across c = 0 *and* the actions
+    """A second premise task: the best action jumps across c = 0 *and* the actions
     in between are bad, while the cue is easy to resolve.
 
     Switch-v0 turned out to test how finely a network resolves its input near c = 0 as much as

@@ -1,5 +1,5 @@
 """TD3-AWMP: TD3 (Fujimoto et al. 2018) with an advantage-weighted mixture of O deterministic
-actors, gated and trained as in SAC-AWMP (issue 14 §1; derivation in docs/ALGORITHM.md
+actors, gated and trained as in SAC-AWMP (derivation in docs/ALGORITHM.md
 "TD3-AWMP"). "TD3 eq. n" is the TD3 paper's equation n, "eq. n" the SAC-AWMP paper's.
 
 - O deterministic components mu_g(s) (`StackedDeterministicPolicy`), twin critics Q_1, Q_2,
