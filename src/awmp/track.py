@@ -6,7 +6,7 @@ eval.csv row as `eval/<column>` at the environment step, its files in <run-dir>/
 run id is kept in <run-dir>/wandb_run_id, so `--resume` continues the same W&B run (online:
 resume="allow"; offline: a new offline directory with the same id, which `wandb sync` merges).
 
-`wandb` is an extra (`pip install -e '.[track]'`) and is imported only when a run tracks.
+`wandb` is an extra (`pip install 'awmp[track]'`) and is imported only when a run tracks.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from awmp.errors import UserError
 
 ID_FILE = "wandb_run_id"  # in the run directory: the W&B run that --resume continues
-INSTALL_HINT = "pip install -e '.[track]'"
+INSTALL_HINT = "pip install 'awmp[track]' (from a checkout: pip install -e '.[track]')"
 
 
 class TrackError(UserError):
