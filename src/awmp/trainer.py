@@ -153,7 +153,10 @@ class Trainer:
             enabled=self.cfg.progress,
             start=self.start,
             log_interval=self.cfg.log_interval,
+            warmup=self.cfg.warmup_steps,
         )
+        if self.cfg.progress:  # where to look while it runs (also in a log file or a pipe)
+            say(f"run directory: {self.resume_target}")
         try:
             with self.components.make_signals() as signals, self.progress:
                 self._loop(signals)
