@@ -23,7 +23,7 @@ import numpy as np
 
 from awmp import algos
 from awmp.config import env_kwargs, from_dict, validate
-from awmp.envs import make_env
+from awmp.envs import EnvFactory, check_factory, make_env, make_env_from, recorded_factory
 from awmp.errors import UserError
 
 PARAMS_FILE = "final_params.msgpack"  # the final agent's acting parameters
@@ -149,7 +149,11 @@ class Policy:
     """
 
     def __init__(
-        self, run_dir: str | Path, which: str = "final", eval_action: str | None = None
+        self,
+        run_dir: str | Path,
+        which: str = "final",
+        eval_action: str | None = None,
+        env: EnvFactory | None = None,
     ) -> None:
         run_dir = Path(run_dir)
         cfg_path = run_dir / "config.json"
@@ -165,11 +169,17 @@ class Policy:
                 )
             self.config.awmp.eval_action = eval_action
             validate(self.config)  # the config's own check names the allowed values
-        env, self.spec = make_env(self.config.env, **env_kwargs(self.config))
-        self._low = np.asarray(env.unwrapped.action_space.low, np.float64)
-        self._high = np.asarray(env.unwrapped.action_space.high, np.float64)
-        self.action_dtype = np.dtype(env.unwrapped.action_space.dtype)  # what `act` returns
-        env.close()
+        # A run trained with an env factory is loaded with the same one (awmp.train's `env`).
+        check_factory(recorded_factory(run_dir), env, str(run_dir), "awmp.load(run_dir, env=...)")
+        self.env_factory = env
+        if env is not None:
+            made, self.spec = make_env_from(env)
+        else:
+            made, self.spec = make_env(self.config.env, **env_kwargs(self.config))
+        self._low = np.asarray(made.unwrapped.action_space.low, np.float64)
+        self._high = np.asarray(made.unwrapped.action_space.high, np.float64)
+        self.action_dtype = np.dtype(made.unwrapped.action_space.dtype)  # what `act` returns
+        made.close()
         self.agent = algos.get(self.config.algo).make_agent(self.spec, self.config.algo_config())
         # Only the structure is needed to read the saved values: eval_shape traces `init`
         # without running it (initialising every network eagerly took most of a load).
@@ -250,12 +260,18 @@ class EvalActionError(UserError):
     """An eval_action override that does not apply to the run."""
 
 
-def load(run_dir: str | Path, which: str = "final", eval_action: str | None = None) -> Policy:
+def load(
+    run_dir: str | Path,
+    which: str = "final",
+    eval_action: str | None = None,
+    env: EnvFactory | None = None,
+) -> Policy:
     """The policy of a run directory: its final parameters (`which="final"`), those of its best
     evaluation ("best"), of its newest checkpoint ("checkpoint", e.g. after kill -9), or of a
     given checkpoint file. `eval_action` ("blend" or "argmax", SAC-AWMP only) overrides the
-    run's deterministic action (`awmp.eval_action`; the parameters are the same either way)."""
-    return Policy(run_dir, which, eval_action)
+    run's deterministic action (`awmp.eval_action`; the parameters are the same either way).
+    `env`: the env factory a run trained with one was trained with (awmp.train's `env`)."""
+    return Policy(run_dir, which, eval_action, env)
 
 
 class VideoError(UserError):
