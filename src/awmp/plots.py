@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
+
 
 def read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
@@ -30,10 +32,15 @@ def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None) -> P
 
         c = json.loads(meta.read_text())["config"]
         title = f"{c['algo']} on {c['env']} (seed {c['seed']})"
+    color = algo_color(c["algo"]) if meta.is_file() else None
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(steps, mean, marker="o", ms=3)
+    (line,) = ax.plot(steps, mean, marker="o", ms=3, color=color)
     ax.fill_between(
-        steps, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)], alpha=0.25
+        steps,
+        [m - s for m, s in zip(mean, std)],
+        [m + s for m, s in zip(mean, std)],
+        alpha=0.25,
+        color=line.get_color(),
     )
     ax.set_xlabel("environment steps")
     ax.set_ylabel("evaluation return (mean ± std)")
@@ -44,3 +51,44 @@ def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None) -> P
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+# One colour per algorithm in every figure (report, study and single runs): matplotlib's tab10,
+# in the order the algorithms were added; an algorithm not listed gets one of the rest by name.
+ALGO_COLORS = {
+    "sac-awmp": "#1f77b4",  # blue
+    "sac": "#ff7f0e",  # orange
+    "td3": "#2ca02c",  # green
+    "td3-awmp": "#d62728",  # red
+    "crossq": "#9467bd",  # purple
+}
+_OTHER_COLORS = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+_LINESTYLES = ("-", "--", "-.", ":")
+
+
+def algo_color(algo: str) -> str:
+    """The colour of `algo` in every figure."""
+    import zlib
+
+    if algo in ALGO_COLORS:
+        return ALGO_COLORS[algo]
+    return _OTHER_COLORS[zlib.crc32(algo.encode()) % len(_OTHER_COLORS)]
+
+
+def curve_styles(keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """{(algo, variant): matplotlib line keywords} for the curves of one figure: each algorithm
+    in its colour (`algo_color`); its variants in that colour too, told apart by line style and
+    shade (the default variant "" first, solid and full colour; the others in sorted order)."""
+    from matplotlib.colors import to_hex, to_rgb
+
+    styles = {}
+    for algo in sorted({a for a, _ in keys}):
+        variants = sorted({v for a, v in keys if a == algo}, key=lambda v: (v != "", v))
+        base = np.asarray(to_rgb(algo_color(algo)))
+        for i, variant in enumerate(variants):
+            shade = min(0.3 * (i // len(_LINESTYLES)), 0.6)  # darker after each 4 line styles
+            styles[(algo, variant)] = {
+                "color": to_hex(base * (1 - shade)),
+                "linestyle": _LINESTYLES[i % len(_LINESTYLES)],
+            }
+    return styles

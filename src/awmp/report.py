@@ -39,6 +39,7 @@ import scipy.stats
 
 from awmp.config import NON_EXPERIMENT_FIELDS
 from awmp.errors import UserError
+from awmp.plots import curve_styles
 
 RUN_FILES = ("config.json", "eval.csv", "summary.json")
 ABLATIONS = ("num_components", "tau_q")  # paper Fig. 4 and Fig. 5
@@ -440,11 +441,13 @@ def _plt():
     return plt
 
 
-def _draw_curve(ax, runs: list[Run], label: str, color=None) -> None:
+def _draw_curve(ax, runs: list[Run], label: str, color=None, linestyle=None) -> None:
+    """One group's curve; `color` and `linestyle` from awmp.plots.curve_styles (one colour per
+    algorithm in every figure)."""
     steps, mean, std, _ = curve(runs)
     partial = sum(not r.complete for r in runs)
     count = f"n={len(runs) - partial}" + (f" + {partial} partial" if partial else "")
-    (line,) = ax.plot(steps, mean, label=f"{label} ({count})", color=color)
+    (line,) = ax.plot(steps, mean, label=f"{label} ({count})", color=color, linestyle=linestyle)
     # The paper's Fig. 3: mean ± half a standard deviation over seeds.
     ax.fill_between(steps, mean - 0.5 * std, mean + 0.5 * std, alpha=0.2, color=line.get_color())
 
@@ -456,7 +459,7 @@ def _finish(ax, fig, title: str, out: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, bbox_inches="tight")  # legends never cut off
     _plt().close(fig)
 
 
@@ -464,9 +467,9 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-." else "_" for c in text)
 
 
-def _task_axes(ax, items, refs, env: str, budget: int, colors: dict) -> None:
+def _task_axes(ax, items, refs, env: str, budget: int, styles: dict) -> None:
     for label, runs in items:
-        _draw_curve(ax, runs, label, colors[label])
+        _draw_curve(ax, runs, label, **styles[label])
     for ref in matching_references(refs, env, budget):
         ax.axhline(ref["return_mean"], ls="--", lw=0.8, color="gray")
         ax.annotate(
@@ -487,8 +490,9 @@ def plot_learning_curves(groups, refs, out: Path) -> list[Path]:
     for (env, algo, variant, budget), runs in groups.items():
         if set(runs[0].variant_fields) <= {"preset"}:
             by_task[(env, budget)].append((f"{algo} ({variant})" if variant else algo, runs))
-    labels = sorted({label for items in by_task.values() for label, _ in items})
-    colors = {label: f"C{i % 10}" for i, label in enumerate(labels)}  # one colour per algorithm
+    keys = {label: (r[0].algo, r[0].variant) for items in by_task.values() for label, r in items}
+    styles = curve_styles(list(keys.values()))  # one colour per algorithm
+    colors = {label: styles[key] for label, key in keys.items()}
     written = []
     for (env, budget), items in sorted(by_task.items()):
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -512,7 +516,7 @@ def plot_learning_curves(groups, refs, out: Path) -> list[Path]:
             ax.set_visible(False)
         fig.tight_layout()
         path = out / "curves_all.png"
-        fig.savefig(path, dpi=100)
+        fig.savefig(path, dpi=100, bbox_inches="tight")
         plt.close(fig)
         written.append(path)
     return written
@@ -538,8 +542,10 @@ def plot_ablations(groups, out: Path) -> list[Path]:
             if not any(is_variant for _, is_variant, _ in items):
                 continue  # only the default: no ablation ran for this task
             fig, ax = plt.subplots(figsize=(6.4, 4.2))
+            keys = {v: ("sac-awmp", f"{v}" if is_variant else "") for v, is_variant, _ in items}
+            styles = curve_styles(list(keys.values()))  # the default in SAC-AWMP's colour
             for value, _, runs in sorted(items, key=lambda t: t[0]):
-                _draw_curve(ax, runs, f"{field}={value}")
+                _draw_curve(ax, runs, f"{field}={value}", **styles[keys[value]])
             path = out / f"ablation_{field}_{_slug(env)}_{budget}.png"
             _finish(ax, fig, f"SAC-AWMP on {env}: {ABLATION_TITLES[field]}", path)
             written.append(path)
@@ -565,8 +571,9 @@ def plot_variants(groups, out: Path) -> list[Path]:
             continue
         default = [(v, r) for v, r in items if not v]
         fig, ax = _plt().subplots(figsize=(6.4, 4.2))
+        styles = curve_styles([(algo, v) for v, _ in default + others])
         for variant, runs in default + sorted(others, key=lambda t: t[0]):
-            _draw_curve(ax, runs, variant or "default")
+            _draw_curve(ax, runs, variant or "default", **styles[(algo, variant)])
         path = out / f"variants_{_slug(algo)}_{_slug(env)}_{budget}.png"
         _finish(ax, fig, f"{algo} on {env}: variants", path)
         written.append(path)

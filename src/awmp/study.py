@@ -216,7 +216,7 @@ def family_markdown(rows: list[dict], alternative: str) -> list[str]:
 def plot_family(groups: dict, comparisons: list[Comparison], out: Path) -> Path | None:
     """The study's figure: one panel per (task, budget) with every group the family names,
     mean ± half a sample standard deviation over seeds (the paper's Fig. 3); one colour per
-    group throughout."""
+    algorithm, as in every report figure (awmp.plots.curve_styles), variants by line style."""
     from awmp.report import _draw_curve, _plt
 
     specs: list[GroupSpec] = []
@@ -233,14 +233,16 @@ def plot_family(groups: dict, comparisons: list[Comparison], out: Path) -> Path 
     if not panels:
         return None
     plt = _plt()
-    colors = {s: f"C{i % 10}" for i, s in enumerate(specs)}
+    from awmp.plots import curve_styles
+
+    styles = curve_styles([(s.algo, s.variant) for s in specs])
     n = len(panels)
     cols = min(n, 2)
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(6.0 * cols, 4.0 * rows), squeeze=False)
     for ax, ((env, budget), items) in zip(axes.flat, sorted(panels.items()), strict=False):
         for s, runs in items:
-            _draw_curve(ax, runs, s.label, colors[s])
+            _draw_curve(ax, runs, s.label, **styles[(s.algo, s.variant)])
         ax.set_title(f"{env}, {budget:,} steps")
         ax.set_xlabel("environment steps")
         ax.set_ylabel("return (mean ± ½ sample std)")
@@ -250,7 +252,7 @@ def plot_family(groups: dict, comparisons: list[Comparison], out: Path) -> Path 
         ax.set_visible(False)
     fig.tight_layout()
     path = out / "family.png"
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
 
