@@ -59,7 +59,7 @@ def small_config(algo: str = "sac", env: str = "Pendulum-v1", **overrides) -> Tr
     cfg.eval_episodes = 1
     cfg.log_interval = 100
     cfg.progress = False
-    for section in (cfg.sac, cfg.td3, cfg.crossq):
+    for section in (cfg.sac, cfg.td3, cfg.crossq, cfg.sac_gmm):
         section.hidden = (32, 32)
         section.batch_size = 16
     cfg.crossq.policy_hidden = (32, 32)

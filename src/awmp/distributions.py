@@ -52,3 +52,16 @@ def mixture_log_prob(
     """
     comp = tanh_gaussian_log_prob(a[..., None, :], means, log_stds)  # (..., O)
     return jax.nn.logsumexp(log_weights + comp, axis=-1)
+
+
+def tanh_mixture_log_prob(
+    u: jax.Array, log_weights: jax.Array, means: jax.Array, log_stds: jax.Array
+) -> jax.Array:
+    """log pi(tanh(u)) of a mixture of tanh-Gaussians, given the pre-tanh point u (no arctanh):
+    log sum_j w_j N(u; mean_j, std_j^2) - sum_i log(1 - tanh(u_i)^2), by log-sum-exp.
+
+    u: (..., d); log_weights: (..., O); means, log_stds: (..., O, d). The components share the
+    tanh, so the Jacobian term is common to all of them and leaves the sum.
+    """
+    comp = gaussian_log_prob(u[..., None, :], means, log_stds)  # (..., O)
+    return jax.nn.logsumexp(log_weights + comp, axis=-1) - log_det_tanh_jacobian(u)

@@ -270,3 +270,18 @@ class StackedDeterministicPolicy(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         return _stacked(DeterministicPolicy, self.num_components)(self.hidden, self.act_dim)(obs)
+
+
+class MixturePolicy(nn.Module):
+    """A Gaussian-mixture policy (SAC-GMM): O stacked tanh-Gaussian components and a softmax
+    weight head. obs (B, s) -> logits (B, O) of w(.|s), mean and log_std, each (O, B, d)."""
+
+    hidden: Sequence[int]
+    act_dim: int
+    num_components: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        mean, log_std = StackedGaussianPolicy(self.hidden, self.act_dim, self.num_components)(obs)
+        logits = MLP(self.hidden, self.num_components)(obs)
+        return logits, mean, log_std

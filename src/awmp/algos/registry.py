@@ -19,6 +19,7 @@ MODULES = (
     "awmp.algos.td3",
     "awmp.algos.crossq",
     "awmp.algos.td3_awmp",
+    "awmp.algos.sac_gmm",
 )
 
 ALGORITHMS: dict[str, Algorithm] = {

@@ -1,0 +1,362 @@
+"""SAC-GMM: SAC with a Gaussian-mixture policy, trained by the MRP or the LR estimator.
+
+He, Neumann, Mei, White and White (2026), "Revisiting Mixture Policies in Entropy-Regularized
+Actor-Critic" (arXiv 2605.09157). Everything but the policy is `awmp.algos.sac`'s: twin critics
+with a Polyak target, a fixed or learned temperature. Equation numbers (G1-G6) are those of
+docs/ALGORITHM.md, "SAC-GMM", which says what comes from He et al. and what is this library's.
+
+- Policy (G1): pi(a|s) = sum_i w_i(s) pi_i(a|s), O tanh-Gaussian components (eq. 28 of the
+  SAC-AWMP paper) and w = softmax of a weight head.
+- Exact log-density (G2): log pi(a|s) = logsumexp_j (log w_j + log N(u; mu_j, sigma_j)) -
+  sum log(1 - tanh(u)^2), u = atanh(a), taken at the sample's own u (no atanh).
+- Critic (G3): SAC's, with a' ~ pi(.|s') drawn from the mixture and log pi(a'|s') exact.
+- Actor objective (G4): J_pi = E_s E_{a~pi}[alpha log pi(a|s) - min_j Q_j(s, a)].
+  MRP (G5): one reparameterised sample a_i per component, sum_i w_i(s) (alpha log pi(a_i|s) -
+  min_j Q_j(s, a_i)): the component index is summed out, so gradients reach w through the
+  weights (and the density) and the components through their samples.
+  LR (G6): draw i ~ w(s), then a_i; the surrogate f(a_i) + stop_gradient(f(a_i)) log w_i(s)
+  passes the gradient to w by the score function (its value is kept at f(a_i), so `pi_loss`
+  estimates J_pi under either estimator).
+- Temperature: SAC's eq. 18 with the same estimate of E[log pi] the actor uses.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from awmp.algos import Agent, Algorithm, polyak
+from awmp.distributions import tanh_gaussian_log_prob, tanh_mixture_log_prob
+from awmp.envs import EnvSpec
+from awmp.errors import require
+from awmp.networks import MixturePolicy, TwinCritic
+
+sg = jax.lax.stop_gradient
+
+ESTIMATORS = ("mrp", "lr")
+
+
+@dataclass
+class SACGMMConfig:
+    """SAC-GMM (He et al. 2026): SAC with an O-component Gaussian-mixture policy."""
+
+    num_components: int = 4
+    """O, the number of tanh-Gaussian components (4, as SAC-AWMP's paper default, so the two
+    mixtures compare at equal O; 1 is exactly SAC)."""
+    estimator: Literal["mrp", "lr"] = "mrp"
+    """Actor gradient: marginalized reparameterization (mrp, He et al. 2026) or likelihood
+    ratio for the weights (lr); docs/ALGORITHM.md "SAC-GMM"."""
+    hidden: tuple[int, ...] = (400, 400)
+    """Hidden sizes of each critic, each component and the weight head (as `sac`: the SAC-AWMP
+    paper's Table 2, (400, 400))."""
+    batch_size: int = 100
+    """Off-policy mini-batch size (as `sac`: paper Table 2, 100)."""
+    lr: float = 3e-4
+    """Adam learning rate of every network (as `sac`: paper Table 2, 3e-4)."""
+    tau: float = 0.005
+    """Polyak coefficient of the target critics (as `sac`: paper Table 2, 0.005)."""
+    gamma: float = 0.99
+    """Discount factor, in (0, 1] (as `sac`: paper Table 2, 0.99)."""
+    alpha: float = 0.2
+    """Entropy temperature; the initial value with `learn_alpha` (as `sac`: paper Table 1)."""
+    learn_alpha: bool = False
+    """Learn alpha towards a target entropy of -act_dim for the mixture (Haarnoja et al. 2018b)."""
+
+
+def check(cfg: SACGMMConfig, _train) -> None:
+    """SAC-GMM's own checks (awmp.config.validate does the common ones)."""
+    require(
+        1 <= cfg.num_components <= 64, "sac_gmm.num_components", cfg.num_components, "in [1, 64]"
+    )
+    require(cfg.estimator in ESTIMATORS, "sac_gmm.estimator", cfg.estimator, "mrp|lr")
+    require(0 < cfg.tau <= 1, "sac_gmm.tau", cfg.tau, "in (0, 1]")
+    require(
+        cfg.alpha >= 0 and math.isfinite(cfg.alpha), "sac_gmm.alpha", cfg.alpha, "finite and >= 0"
+    )
+    require(
+        not (cfg.learn_alpha and cfg.alpha <= 0), "sac_gmm.alpha", cfg.alpha, "> 0 with learn_alpha"
+    )
+
+
+@flax.struct.dataclass
+class SACGMMState:
+    policy: Any  # MixturePolicy: stacked components and the weight head
+    critic: Any
+    target_critic: Any
+    log_alpha: jax.Array
+    policy_opt: Any
+    critic_opt: Any
+    alpha_opt: Any
+    key: jax.Array
+    step: jax.Array
+
+
+# ---------------------------------------------------------------------------------------------
+# The estimators' math on arrays (no networks): public for tests and tools.
+# ---------------------------------------------------------------------------------------------
+
+
+def sample_components(
+    mean: jax.Array, log_std: jax.Array, eps: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """One reparameterised pre-tanh sample per component, u_i = mu_i + sigma_i eps_i (O, B, d),
+    and its tanh, the action a_i."""
+    u = mean + jnp.exp(log_std) * eps
+    return u, jnp.tanh(u)
+
+
+def mixture_log_prob_at(
+    u: jax.Array, log_w: jax.Array, mean: jax.Array, log_std: jax.Array
+) -> jax.Array:
+    """Eq. G2: log pi(tanh(u_k)|s) (K, B) of the whole mixture at K pre-tanh points u (K, B, d).
+
+    log_w: (B, O); mean, log_std: (O, B, d) as `MixturePolicy` returns them.
+    """
+    return tanh_mixture_log_prob(
+        u, log_w[None], jnp.swapaxes(mean, 0, 1)[None], jnp.swapaxes(log_std, 0, 1)[None]
+    )
+
+
+def select(x: jax.Array, g: jax.Array) -> jax.Array:
+    """x[g_b, b] for x (O, B, ...) and indices g (B,): each row's chosen component."""
+    idx = g.reshape((1, -1) + (1,) * (x.ndim - 2))
+    return jnp.take_along_axis(x, idx, axis=0)[0]
+
+
+def sample_mixture(
+    logits: jax.Array, mean: jax.Array, log_std: jax.Array, eps: jax.Array, gumbel: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """a ~ pi(.|s) (B, d): i ~ w by the Gumbel-max trick, then a_i; and log pi(a|s) (B,) exact
+    (eq. G2). eps: (O, B, d) standard normals; gumbel: (B, O) standard Gumbels."""
+    u, _ = sample_components(mean, log_std, eps)
+    log_w = jax.nn.log_softmax(logits, axis=-1)
+    u_sel = select(u, jnp.argmax(log_w + gumbel, axis=-1))  # (B, d)
+    return jnp.tanh(u_sel), mixture_log_prob_at(u_sel[None], log_w, mean, log_std)[0]
+
+
+def actor_objective(
+    estimator: str,
+    logits: jax.Array,
+    mean: jax.Array,
+    log_std: jax.Array,
+    eps: jax.Array,
+    gumbel: jax.Array,
+    q_fn,
+    alpha: jax.Array | float,
+) -> tuple[jax.Array, jax.Array]:
+    """The per-state actor surrogate (B,) whose gradient is the estimator's (eq. G5 or G6), and
+    the estimate of log pi used for the temperature and the entropy metric (B,).
+
+    Both the surrogate's value and its gradient are unbiased for eq. G4,
+    E_{a~pi}[alpha log pi(a|s) - Q(s, a)], and for its gradient.
+    q_fn(a (O, B, d)) -> (O, B): the critic's value at each component's sample.
+    """
+    log_w = jax.nn.log_softmax(logits, axis=-1)  # (B, O)
+    u, a = sample_components(mean, log_std, eps)  # (O, B, d)
+    logp = mixture_log_prob_at(u, log_w, mean, log_std)  # (O, B): the *mixture* density
+    f = alpha * logp - q_fn(a)  # (O, B)
+    if estimator == "mrp":  # eq. G5: the component index summed out with its weight
+        w = jnp.exp(log_w).T  # (O, B)
+        return jnp.sum(w * f, axis=0), jnp.sum(w * logp, axis=0)
+    if estimator == "lr":  # eq. G6: i ~ w, a_i reparameterised, score function for w
+        g = jnp.argmax(log_w + gumbel, axis=-1)  # (B,)
+        f_i = select(f, g)
+        log_w_i = select(log_w.T, g)
+        score = sg(f_i) * log_w_i  # its gradient is f_i grad log w_i; its value is removed
+        return f_i + (score - sg(score)), select(logp, g)
+    raise ValueError(f"unknown estimator {estimator!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The algorithm.
+# ---------------------------------------------------------------------------------------------
+
+
+class SACGMM:
+    """SAC-GMM's networks and pure functions for one (EnvSpec, SACGMMConfig).
+
+    `agent` is what the training loop uses; the methods are pure functions of a state, so
+    tests and tools (`awmp inspect`: `weights`, `component_actions`) can call them directly.
+    """
+
+    def __init__(self, spec: EnvSpec, cfg: SACGMMConfig) -> None:
+        self.spec, self.cfg = spec, cfg
+        self.policy_net = MixturePolicy(tuple(cfg.hidden), spec.act_dim, cfg.num_components)
+        self.critic_net = TwinCritic(tuple(cfg.hidden))
+        self.opt = optax.adam(cfg.lr)
+        self.target_entropy = -float(spec.act_dim)
+
+    def init(self, key: jax.Array) -> SACGMMState:
+        cfg, spec, opt = self.cfg, self.spec, self.opt
+        k_actor, k_critic, key = jax.random.split(key, 3)
+        obs = jnp.zeros((1, spec.obs_dim))
+        act = jnp.zeros((1, spec.act_dim))
+        policy = self.policy_net.init(k_actor, obs)
+        critic = self.critic_net.init(k_critic, obs, act)
+        log_alpha = jnp.asarray(math.log(cfg.alpha) if cfg.alpha > 0 else -jnp.inf, jnp.float32)
+        return SACGMMState(
+            policy=policy,
+            critic=critic,
+            target_critic=critic,
+            log_alpha=log_alpha,
+            policy_opt=opt.init(policy),
+            critic_opt=opt.init(critic),
+            alpha_opt=opt.init(log_alpha),
+            key=key,
+            step=jnp.zeros((), jnp.int32),
+        )
+
+    def alpha(self, state: SACGMMState) -> jax.Array:
+        """The entropy temperature: learned (exp log_alpha) or the configured constant."""
+        return jnp.exp(state.log_alpha) if self.cfg.learn_alpha else jnp.asarray(self.cfg.alpha)
+
+    def noise(self, key: jax.Array, batch_size: int) -> tuple[jax.Array, jax.Array]:
+        """eps (O, B, d) from `key` itself and Gumbels (B, O) from fold_in(key, 1): with O = 1
+        eps is exactly the draw SAC makes from the same key."""
+        o, d = self.cfg.num_components, self.spec.act_dim
+        eps = jax.random.normal(key, (o, batch_size, d))
+        return eps, jax.random.gumbel(jax.random.fold_in(key, 1), (batch_size, o))
+
+    def act(self, state: SACGMMState, obs: jax.Array) -> tuple[SACGMMState, jax.Array, dict]:
+        """a ~ pi(.|s): a component i ~ w(s), then its tanh-Gaussian sample; the key advances."""
+        key, sub = jax.random.split(state.key)
+        logits, mean, log_std = self.policy_net.apply(state.policy, obs)
+        eps, gumbel = self.noise(sub, obs.shape[0])
+        action, _ = sample_mixture(logits, mean, log_std, eps, gumbel)
+        return state.replace(key=key), action, {}
+
+    def act_deterministic(self, state: SACGMMState, obs: jax.Array) -> jax.Array:
+        """tanh(mu_i*) of the most probable component i* = argmax_i w_i(s) (evaluation)."""
+        logits, mean, _ = self.policy_net.apply(state.policy, obs)
+        return select(jnp.tanh(mean), jnp.argmax(logits, axis=-1))
+
+    def component_actions(self, state: SACGMMState, obs: jax.Array) -> jax.Array:
+        """Where each component acts: tanh(mu_i(s)) (O, B, d)."""
+        _, mean, _ = self.policy_net.apply(state.policy, obs)
+        return jnp.tanh(mean)
+
+    def weights(
+        self, state: SACGMMState, obs: jax.Array, action: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array]:
+        """(w, r), each (B, O), for `awmp inspect`: the mixture weights w(s) and each
+        component's responsibility for `action` (by default the evaluation action),
+        r_i = w_i pi_i(a|s) / pi(a|s)."""
+        logits, mean, log_std = self.policy_net.apply(state.policy, obs)
+        if action is None:
+            action = select(jnp.tanh(mean), jnp.argmax(logits, axis=-1))
+        log_w = jax.nn.log_softmax(logits, axis=-1)
+        comp = tanh_gaussian_log_prob(action[None], mean, log_std).T  # (B, O)
+        return jnp.exp(log_w), jax.nn.softmax(log_w + comp, axis=-1)
+
+    def update(self, state: SACGMMState, batch: dict) -> tuple[SACGMMState, dict]:
+        """One gradient step: critics (eq. G3), policy (eq. G5 or G6), alpha (eq. 18), target."""
+        cfg, opt, policy_net, critic_net = self.cfg, self.opt, self.policy_net, self.critic_net
+        key, k_next, k_pi = jax.random.split(state.key, 3)
+        alpha = self.alpha(state)
+        b = batch["obs"].shape[0]
+
+        # eq. G3: y = r + gamma (1 - terminated) (min_j Qbar_j(s', a') - alpha log pi(a'|s')).
+        logits, mean, log_std = policy_net.apply(state.policy, batch["next_obs"])
+        next_a, next_logp = sample_mixture(logits, mean, log_std, *self.noise(k_next, b))
+        next_q = jnp.min(critic_net.apply(state.target_critic, batch["next_obs"], next_a), axis=0)
+        y = batch["reward"] + cfg.gamma * (1.0 - batch["terminated"]) * (next_q - alpha * next_logp)
+        y = jax.lax.stop_gradient(y)
+
+        def critic_loss(params):  # 1/2 (Q_j(s,a) - y)^2, summed over j = 1, 2 (as SAC)
+            q = critic_net.apply(params, batch["obs"], batch["action"])  # (2, B)
+            return 0.5 * jnp.sum(jnp.mean((q - y) ** 2, axis=1)), q
+
+        (q_loss, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic)
+        updates, critic_opt = opt.update(grads, state.critic_opt)
+        critic = optax.apply_updates(state.critic, updates)
+
+        eps, gumbel = self.noise(k_pi, b)
+        obs_o = jnp.broadcast_to(batch["obs"], (cfg.num_components, *batch["obs"].shape))
+
+        def q_fn(a):  # min_j Q_j(s, a_i) with the updated critic held fixed (as SAC)
+            return jnp.min(critic_net.apply(critic, obs_o, a), axis=0)
+
+        def actor_loss(params):  # eq. G4 by the estimator of eq. G5 (mrp) or G6 (lr)
+            logits, mean, log_std = policy_net.apply(params, batch["obs"])
+            surrogate, logp = actor_objective(
+                cfg.estimator, logits, mean, log_std, eps, gumbel, q_fn, alpha
+            )
+            return jnp.mean(surrogate), (logp, jnp.exp(jax.nn.log_softmax(logits, axis=-1)))
+
+        (pi_loss, (logp, w)), grads = jax.value_and_grad(actor_loss, has_aux=True)(state.policy)
+        updates, policy_opt = opt.update(grads, state.policy_opt)
+        policy = optax.apply_updates(state.policy, updates)
+
+        log_alpha, alpha_opt = state.log_alpha, state.alpha_opt
+        if cfg.learn_alpha:  # Haarnoja et al. 2018b, eq. 18, with the actor's log pi estimate
+            entropy_gap = jax.lax.stop_gradient(logp + self.target_entropy)
+
+            def alpha_loss(la):
+                return -jnp.mean(la * entropy_gap)
+
+            grads = jax.grad(alpha_loss)(state.log_alpha)
+            updates, alpha_opt = opt.update(grads, state.alpha_opt)
+            log_alpha = optax.apply_updates(state.log_alpha, updates)
+
+        new_state = state.replace(
+            policy=policy,
+            critic=critic,
+            target_critic=polyak(state.target_critic, critic, cfg.tau),
+            log_alpha=log_alpha,
+            policy_opt=policy_opt,
+            critic_opt=critic_opt,
+            alpha_opt=alpha_opt,
+            key=key,
+            step=state.step + 1,
+        )
+        metrics = {
+            "q_loss": q_loss,
+            "pi_loss": pi_loss,
+            "q_mean": jnp.mean(q),
+            "entropy": -jnp.mean(logp),
+            "alpha": alpha,
+        }
+        w_mean = jnp.mean(w, axis=0)
+        for i in range(cfg.num_components):
+            metrics[f"w_{i}"] = w_mean[i]
+        return new_state, metrics
+
+    @functools.cached_property
+    def agent(self) -> Agent:
+        """The Agent the training loop uses (awmp.algos interface)."""
+        return Agent(
+            name="sac-gmm",
+            init=self.init,
+            act=self.act,
+            act_deterministic=self.act_deterministic,
+            update=self.update,
+            # act: policy and key (split); act_deterministic, weights: policy.
+            acting_fields=("policy", "key"),
+        )
+
+
+def build(spec: EnvSpec, cfg: SACGMMConfig) -> SACGMM:
+    """SAC-GMM's networks and pure functions (the Agent is `build(...).agent`)."""
+    return SACGMM(spec, cfg)
+
+
+def make_agent(spec: EnvSpec, cfg: SACGMMConfig) -> Agent:
+    """The SAC-GMM Agent for the training loop (awmp.algos interface)."""
+    return build(spec, cfg).agent
+
+
+ALGORITHM = Algorithm(
+    name="sac-gmm",
+    label="SAC-GMM",
+    section="sac_gmm",
+    config=SACGMMConfig,
+    make_agent=make_agent,
+    check=check,
+)
