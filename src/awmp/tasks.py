@@ -1,5 +1,6 @@
-"""Small tasks of our own that test the paper's premise in minutes: awmp/Switch-v0 below, and
-awmp/Fork-v0 (`ForkEnv`), which separates the mode choice from input resolution.
+"""Small tasks of our own that test the paper's premise in minutes: awmp/Switch-v0 below,
+awmp/Fork-v0 (`ForkEnv`), which separates the mode choice from input resolution, and
+awmp/Peaks-v0 (`PeaksEnv`), whose entropy-regularized optimum has four equal modes.
 
 `awmp/Switch-v0`: the paper's motivation (Section 1) is that optimal policies are often
 discontinuous: two states with similar representations can need very different actions, which
@@ -127,7 +128,98 @@ def fork_reward(a: float | np.ndarray, c: float | np.ndarray) -> float | np.ndar
     return (1.0 + c) / 2.0 * k(a - FORK_MODE) + (1.0 - c) / 2.0 * k(a + FORK_MODE)
 
 
+PEAKS_ID = "awmp/Peaks-v0"
+PEAKS_STEPS = 50
+PEAKS_WIDTH = 0.1  # each peak's width w in each action coordinate
+
+
+class PeaksEnv(gym.Env):
+    """A contextual bandit whose entropy-regularized optimum is a four-mode policy.
+
+    Each episode draws a context c ~ U(-1, 1)^2 that stays fixed; observation c; action
+    a in [-1, 1]^2; nothing moves; every step pays
+
+        r(a; c) = g(a_1; m_1) + g(a_2; m_2),   m_i = 0.55 + 0.15 c_i  (in [0.4, 0.7]),
+        g(x; m) = k(x - m) + k(x + m),         k(x) = exp(-x^2 / (2 * 0.1^2)),
+
+    50 steps, no termination. The surface has four peaks of exactly equal height, at
+    (+-m_1, +-m_2) (g is even in x), with valleys between them; where they are depends on c.
+    Return: each of the four peaks earns the most, 50 max_a r(a; c) (`peaks_best_return`, about
+    100): a deterministic policy, Gaussian or not, can reach that.
+
+    What no single Gaussian can reach is the entropy-regularized optimum that SAC and the
+    mixture methods optimise: per step, max_pi E_pi[r] + alpha H(pi) over densities pi on the
+    box is attained only by pi*(a|c) = exp(r(a; c)/alpha) / Z(c), with value
+    J*(c) = alpha log Z(c) (`peaks_soft_optimum`), and every pi earns
+    J*(c) - alpha KL(pi || pi*). Since r is a sum over the coordinates, pi* is a product of two
+    1-D two-mode densities and J* = J*_1(m_1) + J*_1(m_2). A diagonal tanh-Gaussian (each of
+    awmp's components) is a product of two 1-D tanh-Gaussians too, so its soft value is a sum of
+    two 1-D values, each at most max_{mu, sigma} J_1(mu, sigma; m) < J*_1(m): its gap to the
+    optimum is at least twice the 1-D gap. tests/test_tasks.py bounds that gap by a grid search
+    over (mu, log sigma) and a local search from its best point at m = 0.4, 0.55, 0.7 for
+    alpha = 0.2: above 0.13 (about alpha log 2, the entropy of the mode choice given up), so a
+    diagonal tanh-Gaussian gives up more than 0.26 per step, 13 per episode, while two
+    components per coordinate (four in 2-D, one per peak) come within 0.02 per coordinate.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self) -> None:
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.context = np.zeros(2)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.context = self.np_random.uniform(-1.0, 1.0, 2).astype(np.float32).astype(np.float64)
+        return self.context.astype(np.float32), {}
+
+    def step(self, action):
+        a = np.clip(np.asarray(action, np.float64).reshape(-1)[:2], -1.0, 1.0)
+        reward = float(peaks_reward(a, self.context))
+        return self.context.astype(np.float32), reward, False, False, {}
+
+
+def peaks_modes(c: np.ndarray) -> np.ndarray:
+    """m(c) = 0.55 + 0.15 c, elementwise: the peaks sit at (+-m_1, +-m_2)."""
+    return 0.55 + 0.15 * np.asarray(c, np.float64)
+
+
+def _peaks_g(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    def k(y):
+        return np.exp(-np.square(y) / (2.0 * PEAKS_WIDTH**2))
+
+    return k(x - m) + k(x + m)
+
+
+def peaks_reward(a: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """r(a; c) of awmp/Peaks-v0 (see PeaksEnv); a, c: (..., 2)."""
+    a, m = np.asarray(a, np.float64), peaks_modes(c)
+    return _peaks_g(a[..., 0], m[..., 0]) + _peaks_g(a[..., 1], m[..., 1])
+
+
+def peaks_best_return(c: np.ndarray) -> float:
+    """50 max_a r(a; c): the most an episode can earn (at any of the four peaks)."""
+    m = peaks_modes(c)
+    return float(PEAKS_STEPS * np.sum(_peaks_g(m, m)))
+
+
+def peaks_soft_optimum_1d(m: float, alpha: float, n: int = 200_001) -> float:
+    """J*_1(m) = alpha log int_{-1}^{1} exp(g(x; m)/alpha) dx, by the trapezoid rule."""
+    x = np.linspace(-1.0, 1.0, n)
+    f = np.exp((_peaks_g(x, m) - 2.0) / alpha)  # scaled by exp(-2/alpha) against overflow
+    return float(2.0 + alpha * np.log(np.trapezoid(f, x)))
+
+
+def peaks_soft_optimum(c: np.ndarray, alpha: float) -> float:
+    """J*(c) = alpha log int exp(r(a; c)/alpha) da: the entropy-regularized optimum per step."""
+    m = peaks_modes(c)
+    return peaks_soft_optimum_1d(float(m[0]), alpha) + peaks_soft_optimum_1d(float(m[1]), alpha)
+
+
 def register() -> None:
+    if PEAKS_ID not in gym.registry:
+        gym.register(PEAKS_ID, entry_point=PeaksEnv, max_episode_steps=PEAKS_STEPS)
     if SWITCH_ID not in gym.registry:
         gym.register(SWITCH_ID, entry_point=SwitchEnv, max_episode_steps=SWITCH_STEPS)
     if FORK_ID not in gym.registry:
