@@ -528,8 +528,8 @@ def test_a_runs_config_json_is_a_config_file(plain_run):
 @pytest.mark.parametrize(
     ("text", "suffix", "message"),
     [
-        ("total_step = 5\n", ".toml", "unknown config fields total_step"),
-        ("[sac]\nhiden = [8]\n", ".toml", "unknown config fields sac.hiden"),
+        ("total_step = 5\n", ".toml", "field total_step (did you mean total_steps?)"),
+        ("[sac]\nhiden = [8]\n", ".toml", "field sac.hiden (did you mean sac.hidden?)"),
         ('algo = "td3"\n[[x]\n', ".toml", "not valid TOML"),
         ("[1, 2]", ".json", "expected a table of config fields"),
     ],

@@ -286,12 +286,16 @@ def _tyro_cli(*args, **kwargs):
             sys.stderr.write(buf.getvalue())
             raise
         raw = buf.getvalue().splitlines()
-        lines = [line.strip(" \u2502\u256d\u256e\u2570\u256f") for line in raw]
-        if raw and "\u256d" in raw[0]:
+        lines = [line.strip(" \u2502\u256d\u256e\u2570\u256f|+") for line in raw]
+
+        def rule(line: str) -> bool:  # a box's rule, drawn in Unicode or (no UTF-8) ASCII
+            return not line.strip("\u2500- ")
+
+        if raw and ("\u256d" in raw[0] or (len(lines) > 1 and lines[0] and rule(lines[1]))):
             lines = lines[1:]  # the box title ("Value error", ...)
         body: list[str] = []
         for line in lines:
-            if not line.strip("\u2500 "):
+            if rule(line):
                 if body:
                     break  # the message ends at the box's first rule
                 continue

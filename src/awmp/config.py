@@ -21,6 +21,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from awmp.algos.registry import ALGORITHMS
 from awmp.errors import ConfigError, require
+from awmp.strict import StrictFields, check_types, did_you_mean, make_strict
 
 ALGOS = tuple(ALGORITHMS)  # the registered algorithms, awmp.algos.registry
 
@@ -30,7 +31,7 @@ TRACKERS = ("none", "wandb")  # --track: besides the CSV and TensorBoard logs
 
 
 @dataclass
-class RunConfig:
+class RunConfig(StrictFields):
     """One training run: environment, algorithm, budget, evaluation and output (TrainConfig
     adds one config section per registered algorithm)."""
 
@@ -99,6 +100,7 @@ def _train_config() -> type:
     `cfg.awmp`, ...; the CLI's --<section>.* flags), and `algo` restricted to their names."""
     fields: list = [("algo", Literal[ALGOS], field(default=ALGOS[0]))]  # type: ignore[valid-type]
     for a in ALGORITHMS.values():
+        make_strict(a.config)  # a section that does not derive from StrictFields is made strict
         help_text = f"{a.label} hyperparameters (used when algo = {a.name})."
         typ = Annotated[a.config, tyro.conf.arg(help=help_text)]
         fields.append((a.section, typ, field(default_factory=a.config)))
@@ -137,7 +139,9 @@ def _check_finite(name: str, value: float) -> None:
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:
-    """Raise ConfigError naming the first invalid field, its value and the allowed range."""
+    """Raise ConfigError naming the first invalid field, its value and the allowed range: its
+    type first (awmp.strict.check_types; an int is a float, a bool neither), then its value."""
+    check_types(cfg)
     _check(cfg.algo in ALGOS, "algo", cfg.algo, f"one of {', '.join(ALGOS)}")
     _check(cfg.preset in PRESETS, "preset", cfg.preset, f"one of {', '.join(PRESETS)}")
     _check(isinstance(cfg.env, str) and cfg.env != "", "env", cfg.env, "a Gymnasium env id")
@@ -201,24 +205,55 @@ def to_dict(cfg: TrainConfig) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def from_dict(d: dict) -> TrainConfig:
-    """The config `to_dict` wrote (e.g. a run directory's config.json); unknown fields raise
-    ConfigError: dropping them would let a resumed or reported run silently differ from the
-    one that was saved."""
+def from_dict(d: dict, where: str | None = None) -> TrainConfig:
+    """The config `to_dict` wrote (e.g. a run directory's config.json), or a config file's
+    fields. Unknown fields raise ConfigError with a "did you mean" (dropping them would let a
+    resumed or reported run silently differ from the one that was saved), and so does a value
+    of the wrong type (`check_types`); `where` (a file) starts the message. JSON lists become
+    tuples, and a whole float in an integer field (TOML's 1e6) an integer."""
+    at = f"{where}: " if where else ""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{at}expected a table of config fields, not {type(d).__name__}")
     d = dict(d)
-    unknown = sorted(d.keys() - {f.name for f in dataclasses.fields(TrainConfig)})
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    dotted = set(known)
+    unknown = []  # dotted, as a file would spell them
+    for k, v in d.items():
+        if k not in known:
+            unknown += [f"{k}.{sub}" for sub in v] if isinstance(v, dict) and v else [k]
     for a in ALGORITHMS.values():
-        values = dict(d.pop(a.section, {}) or {})
-        fields = {f.name: f for f in dataclasses.fields(a.config)}
-        unknown += sorted(f"{a.section}.{k}" for k in values.keys() - fields.keys())
-        d[a.section] = a.config(
-            **_tuples({k: v for k, v in values.items() if k in fields}, a.config)
-        )
+        values = d.pop(a.section, None)
+        values = {} if values is None else values
+        if not isinstance(values, dict):
+            raise ConfigError(
+                f"{at}invalid {a.section}={values!r}: must be a table of {a.label} fields"
+            )
+        fields = {f.name for f in dataclasses.fields(a.config)}
+        dotted |= {f"{a.section}.{k}" for k in fields}
+        unknown += [f"{a.section}.{k}" for k in values if k not in fields]
+        section = _coerce({k: v for k, v in values.items() if k in fields}, a.config)
+        d[a.section] = a.config(**section)
     if unknown:
-        raise ConfigError(
-            f"unknown config fields {', '.join(sorted(unknown))} (written by another awmp version?)"
-        )
-    return TrainConfig(**_tuples(d, TrainConfig))
+        hints = ", ".join(n + did_you_mean(n, dotted) for n in sorted(unknown))
+        many = "s" if len(unknown) > 1 else ""
+        raise ConfigError(f"{at}unknown config field{many} {hints}")
+    cfg = TrainConfig(**_coerce(d, TrainConfig))
+    try:
+        check_types(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"{at}{e}") from None
+    return cfg
+
+
+def _coerce(values: dict, cls: type) -> dict:
+    """`values` with JSON lists turned back into the tuples of `cls`'s tuple-valued fields and
+    whole floats in its integer fields into integers."""
+    ints = {f.name for f in dataclasses.fields(cls) if type(_default(f)) is int}
+    out = _tuples(values, cls)
+    for k, v in out.items():
+        if k in ints and isinstance(v, float) and v.is_integer():
+            out[k] = int(v)
+    return out
 
 
 def _tuples(values: dict, cls: type) -> dict:
@@ -296,12 +331,15 @@ def load_config_file(path: str) -> dict:
         data = data["config"]
     nested: dict = {}
     for key, value in data.items():
-        if "." in key:
-            section, field_name = key.split(".", 1)
-            nested.setdefault(section, {})[field_name] = value
-        elif isinstance(value, dict):
-            nested.setdefault(key, {}).update(value)
+        if "." in key or isinstance(value, dict):
+            section, _, field_name = key.partition(".")
+            table = nested.setdefault(section, {})
+            if not isinstance(table, dict):  # `sac = 3` and `"sac.hidden" = ...`
+                raise ConfigError(f"{path}: invalid {section}={table!r}: must be a table")
+            table.update({field_name: value} if field_name else value)
         elif key not in PLACE_FIELDS:
+            if isinstance(nested.get(key), dict):
+                raise ConfigError(f"{path}: invalid {key}={value!r}: must be a table")
             nested[key] = value
     return nested
 
@@ -315,10 +353,7 @@ def with_fields(cfg: TrainConfig, fields: dict, where: str = "config file") -> T
             d[key] = {**d[key], **value}
         else:
             d[key] = value
-    try:
-        return from_dict(d)
-    except TypeError as e:
-        raise ConfigError(f"{where}: {e}") from None
+    return from_dict(d, where)
 
 
 def env_kwargs(cfg: TrainConfig) -> dict:

@@ -4,6 +4,7 @@
       UserError (ValueError)   bad input: config, env, run directory, checkpoint, experiment,
                                sweep options, report input; exit 2, one line, no traceback
         ConfigError            an invalid config value (`require` raises it)
+          UnknownFieldError    (also AttributeError) setting a config attribute that is no field
       DivergenceError          training produced non-finite numbers; exit 3
 
 Anything else is a bug: `awmp` lets it crash with its traceback (exit 1), never "bad input".
@@ -26,6 +27,11 @@ class UserError(AwmpError, ValueError):
 
 class ConfigError(UserError):
     """An invalid configuration value; the message names the field, value and allowed range."""
+
+
+class UnknownFieldError(ConfigError, AttributeError):
+    """Setting an attribute a config object does not have (`cfg.sac.hiden = (8, 8)`); the
+    message suggests the nearest field. Also an AttributeError, as `__slots__` would raise."""
 
 
 def require(ok: bool, name: str, value: object, allowed: str) -> None:

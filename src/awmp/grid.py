@@ -66,16 +66,30 @@ def _get(cfg: TrainConfig, dotted: str):
     return obj
 
 
+def _nearest(cfg: TrainConfig, dotted: str) -> str:
+    """' (did you mean X?)' for the config field nearest to `dotted`, or ''."""
+    from awmp.strict import did_you_mean
+
+    names = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            names += [f"{f.name}.{g.name}" for g in dataclasses.fields(value)]
+        else:
+            names.append(f.name)
+    return did_you_mean(dotted.replace("-", "_"), names)
+
+
 def set_field(cfg: TrainConfig, dotted: str, value) -> None:
     """cfg.<a>.<b> = value, refusing unknown fields and converting lists to tuples."""
     *parents, name = dotted.replace("-", "_").split(".")
-    obj = cfg
+    obj, prefix = cfg, ""
     for part in parents:
         if not dataclasses.is_dataclass(obj) or not hasattr(obj, part):
-            raise ConfigError(f"unknown config field {dotted!r}")
-        obj = getattr(obj, part)
+            raise ConfigError(f"unknown config field {dotted!r}{_nearest(cfg, dotted)}")
+        obj, prefix = getattr(obj, part), f"{prefix}{part}."
     if not dataclasses.is_dataclass(obj) or name not in {f.name for f in dataclasses.fields(obj)}:
-        raise ConfigError(f"unknown config field {dotted!r}")
+        raise ConfigError(f"unknown config field {dotted!r}{_nearest(cfg, dotted)}")
     if isinstance(value, list):
         value = tuple(value)
     current = getattr(obj, name)

@@ -95,7 +95,9 @@ class Algorithm:
     name: the `--algo` value. label: its name in reports and in published_returns.csv.
     section: its config section, the TrainConfig field and CLI prefix (`--<section>.hidden`).
     config: the section's dataclass; each field's docstring is its `--help` text and cites
-        the paper or code it comes from.
+        the paper or code it comes from. It derives from awmp.strict.StrictFields (setting a
+        field it lacks raises; awmp.config makes any section that does not strict) and its
+        annotations are checked (awmp.strict.check_types).
     make_agent(spec, section_config) -> Agent.
     check(section_config, cfg): raise awmp.errors.ConfigError (`require`) for invalid values
         beyond the checks every section gets (gamma, lr, batch_size, hidden, finite floats).

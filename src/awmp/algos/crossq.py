@@ -38,10 +38,11 @@ from awmp.distributions import sample_tanh_gaussian
 from awmp.envs import EnvSpec
 from awmp.errors import require
 from awmp.networks import BRNGaussianPolicy, BRNTwinCritic, GaussianPolicy
+from awmp.strict import StrictFields
 
 
 @dataclass
-class CrossQConfig:
+class CrossQConfig(StrictFields):
     """CrossQ (Bhatt et al. 2024): the hyperparameters of its paper and reference code."""
 
     hidden: tuple[int, ...] = (2048, 2048)

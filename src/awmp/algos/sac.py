@@ -24,10 +24,11 @@ from awmp.distributions import sample_tanh_gaussian
 from awmp.envs import EnvSpec
 from awmp.errors import require
 from awmp.networks import GaussianPolicy, TwinCritic
+from awmp.strict import StrictFields
 
 
 @dataclass
-class SACConfig:
+class SACConfig(StrictFields):
     """SAC (Haarnoja et al. 2018b): twin Q + target Q, tanh-Gaussian policy."""
 
     hidden: tuple[int, ...] = (400, 400)

@@ -48,6 +48,7 @@ from awmp.distributions import gaussian_log_prob, log_det_tanh_jacobian, mixture
 from awmp.envs import EnvSpec
 from awmp.errors import require
 from awmp.networks import StackedGaussianPolicy, TwinCritic, ValueNet
+from awmp.strict import StrictFields
 
 sg = jax.lax.stop_gradient
 
@@ -57,7 +58,7 @@ NET_NAMES = ("policy", "critic", "target_critic", "value", "target_value", "prio
 
 
 @dataclass
-class AWMPConfig:
+class AWMPConfig(StrictFields):
     """SAC-AWMP (the paper's Algorithm 1); see docs/ALGORITHM.md for every switch."""
 
     num_components: int = 4

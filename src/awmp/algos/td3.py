@@ -31,10 +31,11 @@ from awmp.algos import Agent, Algorithm, polyak
 from awmp.envs import EnvSpec
 from awmp.errors import require
 from awmp.networks import DeterministicPolicy, TwinCritic
+from awmp.strict import StrictFields
 
 
 @dataclass
-class TD3Config:
+class TD3Config(StrictFields):
     """TD3 (Fujimoto et al. 2018): the hyperparameters of its paper (Section 6.1)."""
 
     hidden: tuple[int, ...] = (400, 300)

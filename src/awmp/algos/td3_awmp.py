@@ -40,6 +40,7 @@ from awmp.algos.td3 import delayed_actor_update, smoothed_target_action
 from awmp.envs import EnvSpec
 from awmp.errors import require
 from awmp.networks import StackedDeterministicPolicy, TwinCritic
+from awmp.strict import StrictFields
 
 sg = jax.lax.stop_gradient
 
@@ -47,7 +48,7 @@ NET_NAMES = ("actor", "critic", "target_actor", "target_critic", "prior")
 
 
 @dataclass
-class TD3AWMPConfig:
+class TD3AWMPConfig(StrictFields):
     """TD3-AWMP: TD3's parts at TD3's values (Fujimoto et al. 2018, Sec. 6.1), the mixture and
     prior parts at SAC-AWMP's (paper Tables 2-3); docs/ALGORITHM.md "TD3-AWMP"."""
 
