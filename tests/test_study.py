@@ -218,3 +218,25 @@ def test_report_refuses_a_bad_family_in_one_line(tmp_path, capsys, args, message
     rc = cli_main(["report", str(tmp_path), "--out", str(tmp_path / "o"), *args])
     err = capsys.readouterr().err
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_efficiency_and_stability_against_hand_computation(tmp_path):
+    """Efficiency: the mean of evaluations after warm-up (fake runs: evaluations every 5 steps
+    of 20, warm-up 5, so the evaluations at 10, 15, 20 count); stability: sample SD of finals
+    and mean best - final, written out by hand."""
+    curves = {"sac-awmp": [[1, 4, 2, 3], [0, 6, 5, 7]], "td3": [[9, 1, 1, 1], [9, 2, 8, 2]]}
+    for algo, cs in curves.items():
+        for s, c in enumerate(cs):
+            fake_run(tmp_path, f"{algo}/{s}", "Hopper-v5", algo, s, c, 20, 5, warmup_steps=5)
+    runs = [report.read_run(p) for p in report.find_run_dirs([tmp_path])]
+    groups = report.group_runs(runs)
+    comp = study.parse_comparison("sac-awmp - td3", True)
+    (eff,) = study.efficiency_rows(groups, [comp])
+    a = [(4 + 2 + 3) / 3, (6 + 5 + 7) / 3]
+    b = [(1 + 1 + 1) / 3, (2 + 8 + 2) / 3]
+    assert eff["mean"][0] == pytest.approx(np.mean(a) - np.mean(b))
+    assert eff["p"] == pytest.approx(brute_permutation_p(a, b))
+    stab = {r["group"].algo: r for r in study.stability_rows(groups, [comp.a, comp.b])}
+    assert stab["sac-awmp"]["sd_final"] == pytest.approx(abs(3 - 7) / math.sqrt(2))
+    assert stab["sac-awmp"]["drop"] == pytest.approx(((4 - 3) + (7 - 7)) / 2)
+    assert stab["td3"]["drop"] == pytest.approx(((9 - 1) + (9 - 2)) / 2)

@@ -179,6 +179,89 @@ def family_rows(groups: dict, comparisons: list[Comparison], alternative: str) -
     return rows
 
 
+def efficiency(run) -> float:
+    """Learning efficiency: the mean of a run's evaluations after its warm-up (steps greater than
+    `warmup_steps`), the area under its learning curve divided by its length."""
+    after = run.steps > int(run.setup.get("warmup_steps", 0))
+    return float(np.mean(run.returns[after])) if np.any(after) else math.nan
+
+
+def efficiency_rows(groups: dict, comparisons: list[Comparison]) -> list[dict]:
+    """Exploratory: per (task, budget, comparison), the difference of mean learning efficiency
+    A − B with its 95% bootstrap CI and the two-sided exact permutation p (no correction)."""
+    from awmp.report import bootstrap_diff_ci
+
+    rows = []
+    for comp in comparisons:
+        for env, budget in sorted({(k[0], k[3]) for k in groups}):
+            ga, gb = _match(groups, comp.a, env, budget), _match(groups, comp.b, env, budget)
+            a = np.array([efficiency(r) for r in ga or [] if r.complete])
+            b = np.array([efficiency(r) for r in gb or [] if r.complete])
+            a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+            if a.size == 0 or b.size == 0:
+                continue
+            if min(a.size, b.size) >= 2:
+                diff = bootstrap_diff_ci(a, b, "mean")
+            else:
+                diff = (float(a.mean() - b.mean()), math.nan, math.nan)
+            rows.append({
+                "env": env, "budget": budget, "comparison": comp, "n_a": a.size, "n_b": b.size,
+                "mean": diff, "p": permutation_p(a, b),
+            })  # fmt: skip
+    return rows
+
+
+def stability_rows(groups: dict, specs: list[GroupSpec]) -> list[dict]:
+    """Exploratory: per group of the family, the sample SD of the final returns over seeds and
+    the mean drop from each run's best evaluation to its final one."""
+    from awmp.report import sample_std
+
+    rows = []
+    for (env, algo, variant, budget), runs in groups.items():
+        if GroupSpec(algo, variant) not in specs:
+            continue
+        done = [r for r in runs if r.complete]
+        if not done:
+            continue
+        rows.append({
+            "env": env, "budget": budget, "group": GroupSpec(algo, variant), "n": len(done),
+            "sd_final": sample_std([r.final for r in done]),
+            "drop": float(np.mean([r.best - r.final for r in done])),
+        })  # fmt: skip
+    return rows
+
+
+def exploratory_markdown(eff: list[dict], stab: list[dict]) -> list[str]:
+    lines = [
+        "*Learning efficiency* (exploratory): each run's mean evaluation after its warm-up (the",
+        "area under its learning curve over its length); difference of group means A − B with",
+        "its 95% bootstrap CI and the two-sided exact permutation p, not adjusted.",
+        "",
+        "| task | budget | comparison (A − B) | runs A, B | Δ mean efficiency [95% CI] | p |",
+        "|---|---:|---|---|---:|---:|",
+    ]
+    for r in eff:
+        ci = f"{r['mean'][0]:+.1f} [{_fmt(r['mean'][1])}, {_fmt(r['mean'][2])}]"
+        lines.append(
+            f"| {r['env']} | {r['budget']:,} | {r['comparison'].label} | {r['n_a']}, {r['n_b']} "
+            f"| {ci} | {_fmt(r['p'], '.3f')} |"
+        )
+    lines += [
+        "",
+        "*Stability* (exploratory): per group, the sample SD of the final returns over seeds and",
+        "the mean drop from each run's best evaluation to its final one.",
+        "",
+        "| task | budget | group | runs | SD of finals | mean best − final |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    for r in stab:
+        lines.append(
+            f"| {r['env']} | {r['budget']:,} | {r['group'].label} | {r['n']} "
+            f"| {_fmt(r['sd_final'], '.1f')} | {r['drop']:.1f} |"
+        )
+    return lines
+
+
 def _fmt(x: float, spec: str = "+.1f") -> str:
     return "–" if math.isnan(x) else format(x, spec)
 
@@ -385,5 +468,11 @@ def study_section(
     lines = ["", "## The planned family of comparisons", "", *family_markdown(rows, alternative)]
     if figure:
         lines += ["", f"![{figure.stem}]({figure.name})"]
+    lines += [
+        "",
+        "## Exploratory readings of the family",
+        "",
+        *exploratory_markdown(efficiency_rows(groups, comparisons), stability_rows(groups, specs)),
+    ]
     lines += ["", "## Provenance of the family's runs", "", *provenance_markdown(prov, plan_info)]
     return lines, figure, rows
