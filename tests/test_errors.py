@@ -17,6 +17,7 @@ from awmp.experiment import ExperimentError
 from awmp.inspect import InspectError
 from awmp.logger import LogResumeError
 from awmp.report import ReportError
+from awmp.runlock import RunLockError
 from awmp.sweep import SweepError
 from awmp.train import DivergenceError, RunDirError, TrainingInterrupted
 
@@ -24,6 +25,7 @@ USER_ERRORS = [
     ConfigError,
     EnvError,
     RunDirError,
+    RunLockError,
     CheckpointError,
     LogResumeError,
     ExperimentError,
