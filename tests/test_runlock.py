@@ -229,3 +229,16 @@ def test_one_process_cannot_write_a_directory_twice(tmp_path):
         with pytest.raises(RunLockError, match=r"\(this process\)"):
             runlock.RunLock(tmp_path).acquire()
     assert runlock.read_lock(tmp_path) is None
+
+
+def test_a_filesystem_without_hard_links_gets_an_exclusive_create(tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(runlock.os, "link", no_links)
+    with runlock.RunLocks() as locks:
+        locks.acquire(tmp_path)
+        assert runlock.read_lock(tmp_path)["pid"] == os.getpid()
+        with pytest.raises(RunLockError, match="is in use"):
+            runlock.RunLock(tmp_path).acquire()
+    assert not list(tmp_path.iterdir())  # released, no temp file left

@@ -19,7 +19,8 @@ over with a one-line message:
   well within that age (NTP).
 
 The lock is created atomically (a complete temp file hard-linked to the lock's name, which
-fails when it exists; safe on NFS), refreshed by atomic replacement, and released at the end
+fails when it exists; safe on NFS; where a filesystem has no hard links, an exclusive create),
+refreshed by atomic replacement, and released at the end
 only when it still carries the holder's token. A holder whose lock was taken over (it stopped
 refreshing for longer than the stale age: a suspended process, a partitioned node) notices at
 its next heartbeat and stops at the next step with RunLockError, without a checkpoint
@@ -251,9 +252,20 @@ class RunLock:
             return True
         except FileExistsError:
             return False
+        except OSError:  # no hard links here (some FUSE or SMB mounts): exclusive create
+            return self._create_exclusive()
         finally:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+
+    def _create_exclusive(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as f:
+            f.write(self._content())
+        return True
 
     def acquire(self) -> None:
         """Take the lock, taking over one whose holder is gone; RunLockError when it lives."""
