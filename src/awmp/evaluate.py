@@ -10,7 +10,6 @@ still reads the files of older runs that hold the whole state.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -22,9 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from awmp import algos
-from awmp.config import env_kwargs, from_dict, validate
+from awmp.config import env_kwargs, validate
 from awmp.envs import EnvFactory, check_factory, make_env, make_env_from, recorded_factory
 from awmp.errors import UserError
+from awmp.runfiles import MissingRunFileError, read_config
 
 PARAMS_FILE = "final_params.msgpack"  # the final agent's acting parameters
 BEST_PARAMS_FILE = "best_params.msgpack"  # the acting parameters at the best evaluation so far
@@ -156,12 +156,10 @@ class Policy:
         env: EnvFactory | None = None,
     ) -> None:
         run_dir = Path(run_dir)
-        cfg_path = run_dir / "config.json"
-        if not cfg_path.is_file():
-            raise FileNotFoundError(f"{run_dir} is not an awmp run directory (no config.json)")
+        _check_which(which)
+        # RunFileError (MissingRunFileError without config.json) names what is wrong.
+        _, self.config = read_config(run_dir)
         source = _params_source(run_dir, which)
-        meta = json.loads(cfg_path.read_text())
-        self.config = from_dict(meta["config"])
         if eval_action is not None:  # re-score a SAC-AWMP run's parameters another way
             if self.config.algo != "sac-awmp":
                 raise EvalActionError(
@@ -233,6 +231,25 @@ class Policy:
         return action.astype(self.action_dtype)
 
 
+class LoadArgumentError(UserError):
+    """An argument of `awmp.load` that is no allowed value (e.g. `which="nonsense"`)."""
+
+
+WHICH = ("final", "best", "checkpoint")
+
+
+def _check_which(which: object) -> None:
+    """LoadArgumentError unless `which` is one of WHICH or a checkpoint file's path."""
+    ok = isinstance(which, (str, os.PathLike)) and (
+        str(which) in WHICH or str(which).endswith(".ckpt") or Path(which).is_file()
+    )
+    if not ok:
+        raise LoadArgumentError(
+            f"invalid which={which!r}: must be one of {', '.join(WHICH)} or a checkpoint "
+            "file's path (.ckpt)"
+        )
+
+
 def _params_source(run_dir: Path, which: str) -> Path:
     """The file `which` names: "final" (final_params.msgpack), "best" (best_params.msgpack),
     "checkpoint" (the newest checkpoint) or a checkpoint file's path."""
@@ -247,12 +264,12 @@ def _params_source(run_dir: Path, which: str) -> Path:
 
         found = list_checkpoints(run_dir)
         if not found:
-            raise FileNotFoundError(f"{run_dir} has no checkpoint")
+            raise MissingRunFileError(run_dir, "no checkpoint", f"{run_dir} has no checkpoint")
         return found[-1][1]
     else:
         path, hint = Path(which), "which: final, best, checkpoint or a checkpoint file"
     if not path.is_file():
-        raise FileNotFoundError(f"{run_dir}: no {path.name} ({hint})")
+        raise MissingRunFileError(run_dir, f"no {path.name} ({hint})")
     return path
 
 

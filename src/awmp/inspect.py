@@ -1,18 +1,27 @@
-"""`awmp inspect RUN_DIR --episodes 1`: look inside a trained mixture (SAC-AWMP or TD3-AWMP).
+"""`awmp inspect RUN_DIR --episodes 1`: look inside a trained mixture (SAC-AWMP, TD3-AWMP or
+SAC-GMM).
 
 Rolls out the run's deterministic policy and records, at every step, the gating weights
-rho(g|s) (eq. 16, at the component means, as in evaluation) and the prior's weights
-h = P(g|s, a) (Section 3.1) at the executed action. Writes into --out (default
-RUN_DIR/inspect):
+rho(g|s) (eq. 16, at the component means, as in evaluation), the prior's weights
+h = P(g|s, a) (Section 3.1) at the executed action, and where each component acts (its
+deterministic action: tanh of its mean, or TD3-AWMP's mu_g(s)). For SAC-GMM, rho is the
+mixture weights w(g|s) and h the components' responsibilities w_g pi_g(a|s) / pi(a|s) for the
+executed action (it has no prior). Writes into --out (default RUN_DIR/inspect):
 
 - `weights_episode<k>.png`: rho and h per component over each episode;
 - `component_usage.png`: how often each component is the active one (argmax rho), and the
   prior's argmax h, over all steps;
 - `component_by_observation.png`: the active component against each of the first four
   observation dimensions (on awmp/Switch-v0: which component serves which side of c = 0);
-- `weights.csv`: episode, t, observation, action, reward, rho_g, h_g per step;
-- `inspect.json`: the files, returns, component usage and `sharpness` (per-state largest weight
-  and entropy of rho and of h, and how often their argmax agree, averaged over all steps);
+- `component_actions.png`: each component's action (one panel per action dimension, up to
+  two) against the first observation dimension, drawn darker where the component weighs more
+  (rho): where each component acts, e.g. on awmp/Fork-v0 or awmp/Peaks-v0 which mode it serves;
+- `weights.csv`: episode, t, observation, action, reward, rho_g, h_g and each component's
+  action (`comp<g>_action<i>`) per step;
+- `inspect.json`: the files, returns, component usage, `sharpness` (per-state largest weight
+  and entropy of rho and of h, and how often their argmax agree, averaged over all steps) and
+  `components` (per component: mean and standard deviation of its action over all steps, its
+  mean weight rho and the fraction of steps it is the active one);
 - a warning (on stderr and in inspect.json's notes) when the prior has not been trained: O = 1
   (its bursts are skipped), or a run stopped before its first burst;
 - with `--video`: `episode<k>.mp4`, MuJoCo offscreen frames (MUJOCO_GL=egl) with the active
@@ -40,7 +49,11 @@ class InspectError(UserError):
     """The run cannot be inspected (not a finished mixture run)."""
 
 
-MIXTURES = ("sac-awmp", "td3-awmp")  # the algorithms with a gating rho and a prior h
+MIXTURES = ("sac-awmp", "td3-awmp", "sac-gmm")  # the mixture-policy algorithms
+WEIGHT_LABELS = {  # what rho and h are, per algorithm (plots)
+    "sac-gmm": ("weights w(g|s)", "responsibility of g for a"),
+}
+DEFAULT_LABELS = ("gating ρ(g|s)", "prior h = P(g|s,a)")
 
 
 def first_prior_burst(cfg) -> int | None:
@@ -56,8 +69,11 @@ def first_prior_burst(cfg) -> int | None:
 
 def prior_note(cfg, steps_done: int | None) -> str | None:
     """Why the h of a mixture run whose parameters are of step `steps_done` says nothing (the
-    prior network is its random initialisation), or None when its prior has been trained."""
+    prior network is its random initialisation), or None when its prior has been trained (or
+    the algorithm has none: SAC-GMM's h is its responsibilities)."""
     a = cfg.algo_config()
+    if not hasattr(a, "prior_steps"):
+        return None
     if a.num_components == 1:
         return (
             "O = 1: the prior is never trained (the loop skips its bursts: h is 1 for every "
@@ -85,11 +101,21 @@ def _steps_done(run_dir: Path) -> int | None:
 
 def _mixture_model(policy):
     """The loaded run's algorithm object, whose `weights(state, obs, action) -> (rho, h)` the
-    rollout records (the same method in both mixtures)."""
-    from awmp.algos import sac_awmp, td3_awmp
+    rollout records (the same method in every mixture)."""
+    from awmp.algos import sac_awmp, sac_gmm, td3_awmp
 
-    build = {"sac-awmp": sac_awmp.build, "td3-awmp": td3_awmp.build}[policy.config.algo]
-    return build(policy.spec, policy.config.algo_config())
+    build = {"sac-awmp": sac_awmp.build, "td3-awmp": td3_awmp.build, "sac-gmm": sac_gmm.build}
+    return build[policy.config.algo](policy.spec, policy.config.algo_config())
+
+
+def component_actions_fn(model, algo: str):
+    """(state, obs (B, s)) -> each component's deterministic action (O, B, d): tanh of its mean
+    (SAC-AWMP, SAC-GMM) or mu_g(s) (TD3-AWMP)."""
+    if algo == "sac-awmp":
+        return lambda state, obs: model.mean_actions(state, obs)[0]
+    if algo == "td3-awmp":
+        return lambda state, obs: model.actor_net.apply(state.actor, obs)
+    return model.component_actions
 
 
 def rollout_weights(policy, episodes: int, seed: int, render: bool = False) -> list[dict]:
@@ -99,7 +125,9 @@ def rollout_weights(policy, episodes: int, seed: int, render: bool = False) -> l
 
     from awmp.envs import make_env
 
-    weights = jax.jit(_mixture_model(policy).weights)
+    model = _mixture_model(policy)
+    weights = jax.jit(model.weights)
+    components = jax.jit(component_actions_fn(model, policy.config.algo))
     kwargs = {"render_mode": "rgb_array"} if render else {}
     env, _ = make_env(policy.config.env, **env_kwargs(policy.config), **kwargs)
     out = []
@@ -107,11 +135,13 @@ def rollout_weights(policy, episodes: int, seed: int, render: bool = False) -> l
         for k in range(episodes):
             obs, _ = env.reset(seed=seed + k)
             rec = {"obs": [], "action": [], "reward": [], "rho": [], "h": [], "frames": []}
+            rec["components"] = []  # (O, d) per step: where each component acts
             done = False
             while not done:
                 o = jnp.asarray(np.asarray(obs, np.float32)[None])
                 action = policy.act_normalized(o, deterministic=True)  # (1, d) in [-1, 1]
                 rho, h = weights(policy.state, o, jnp.asarray(action))
+                rec["components"].append(np.asarray(components(policy.state, o))[:, 0])
                 if render:
                     rec["frames"].append(env.render())
                 obs_next, reward, terminated, truncated, _ = env.step(action[0].astype(np.float64))
@@ -136,16 +166,15 @@ def _plt():
     return plt
 
 
-def plot_weights(ep: dict, title: str, path: Path) -> Path:
+def plot_weights(
+    ep: dict, title: str, path: Path, labels: tuple[str, str] = DEFAULT_LABELS
+) -> Path:
     """rho and h per component against the step of one episode."""
     plt = _plt()
     num = ep["rho"].shape[1]
     t = np.arange(len(ep["rho"]))
     fig, axes = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
-    for ax, key, label in (
-        (axes[0], "rho", "gating ρ(g|s)"),
-        (axes[1], "h", "prior h = P(g|s,a)"),
-    ):
+    for ax, key, label in ((axes[0], "rho", labels[0]), (axes[1], "h", labels[1])):
         ax.stackplot(t, ep[key].T, labels=[f"component {g}" for g in range(num)], alpha=0.85)
         ax.set_ylim(0, 1)
         ax.set_ylabel(label)
@@ -227,12 +256,56 @@ def plot_component_by_obs(episodes: list[dict], path: Path, max_dims: int = 4) -
     return path
 
 
+def plot_component_actions(episodes: list[dict], path: Path) -> Path:
+    """Where each component acts: its action against observation[0], one panel per action
+    dimension (up to two), each point drawn with opacity rho_g (its weight in that state)."""
+    plt = _plt()
+    obs = np.concatenate([e["obs"] for e in episodes])[:, 0]
+    comp = np.concatenate([e["components"] for e in episodes])  # (T, O, d)
+    rho = np.concatenate([e["rho"] for e in episodes])  # (T, O)
+    dims = min(comp.shape[2], 2)
+    fig, axes = plt.subplots(1, dims, figsize=(4.2 * dims, 3.6), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        for g in range(comp.shape[1]):
+            colour = np.tile(np.array(plt.cm.tab10(g % 10)), (len(obs), 1))
+            colour[:, 3] = np.clip(rho[:, g], 0.05, 1.0)
+            ax.scatter(obs, comp[:, g, i], s=6, color=colour, label=f"component {g}")
+        ax.set_xlabel("observation[0]")
+        ax.set_ylabel(f"component's action[{i}]")
+        ax.set_ylim(-1.05, 1.05)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="best")
+    fig.suptitle(f"where each component acts ({len(obs)} steps; opacity = weight)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def component_summary(episodes: list[dict]) -> list[dict]:
+    """Per component: mean and standard deviation of its action over all steps, its mean
+    weight rho and the fraction of steps it is the active one (argmax rho)."""
+    comp = np.concatenate([e["components"] for e in episodes])  # (T, O, d)
+    rho = np.concatenate([e["rho"] for e in episodes])
+    active = np.argmax(rho, axis=1)
+    return [
+        {
+            "mean_action": comp[:, g].mean(axis=0).tolist(),
+            "std_action": comp[:, g].std(axis=0).tolist(),
+            "mean_weight": float(rho[:, g].mean()),
+            "active_fraction": float(np.mean(active == g)),
+        }
+        for g in range(comp.shape[1])
+    ]
+
+
 def write_csv(episodes: list[dict], path: Path) -> Path:
     obs_dim, act_dim = episodes[0]["obs"].shape[1], episodes[0]["action"].shape[1]
     num = episodes[0]["rho"].shape[1]
     cols = ["episode", "t", *(f"obs{i}" for i in range(obs_dim))]
     cols += [*(f"action{i}" for i in range(act_dim)), "reward"]
     cols += [*(f"rho{g}" for g in range(num)), *(f"h{g}" for g in range(num))]
+    cols += [f"comp{g}_action{i}" for g in range(num) for i in range(act_dim)]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)
@@ -240,6 +313,7 @@ def write_csv(episodes: list[dict], path: Path) -> Path:
             for t in range(len(e["reward"])):
                 w.writerow(
                     [k, t, *e["obs"][t], *e["action"][t], e["reward"][t], *e["rho"][t], *e["h"][t]]
+                    + list(e["components"][t].ravel())
                 )
     return path
 
@@ -264,20 +338,18 @@ def inspect_run(
     run_dir: str | Path, episodes: int = 1, out: str | Path | None = None, seed: int = 0,
     video: bool = False,
 ) -> dict:  # fmt: skip
-    """Roll out, plot and (optionally) film a SAC-AWMP or TD3-AWMP run; return what was
+    """Roll out, plot and (optionally) film a mixture run (`MIXTURES`); return what was
     written."""
     from awmp.evaluate import load
+    from awmp.runfiles import read_config
 
     run_dir = Path(run_dir)
-    meta = run_dir / "config.json"
-    if meta.is_file():
-        algo = json.loads(meta.read_text())["config"].get("algo")
-        if algo not in MIXTURES:
-            raise InspectError(
-                f"awmp inspect needs a mixture run ({' or '.join(MIXTURES)}); {run_dir} is a "
-                f"{algo} run"
-            )
-    policy = load(run_dir)  # FileNotFoundError names what is missing
+    algo = read_config(run_dir)[1].algo  # RunFileError: no, or a damaged, config.json
+    if algo not in MIXTURES:
+        raise InspectError(
+            f"awmp inspect needs a mixture run ({' or '.join(MIXTURES)}); {run_dir} is a {algo} run"
+        )
+    policy = load(run_dir)  # RunFileError, ParamsError: names what is missing or damaged
     out = Path(out) if out else run_dir / "inspect"
     out.mkdir(parents=True, exist_ok=True)
     notes = []
@@ -305,9 +377,11 @@ def inspect_run(
     env_id = policy.config.env
     for k, e in enumerate(eps):
         title = f"{env_id}, episode {k}: return {np.sum(e['reward']):.1f}, {len(e['reward'])} steps"
-        files.append(plot_weights(e, title, out / f"weights_episode{k}.png"))
+        labels = WEIGHT_LABELS.get(policy.config.algo, DEFAULT_LABELS)
+        files.append(plot_weights(e, title, out / f"weights_episode{k}.png", labels))
     usage_png, usage = plot_usage(eps, out / "component_usage.png")
     files += [usage_png, plot_component_by_obs(eps, out / "component_by_observation.png")]
+    files.append(plot_component_actions(eps, out / "component_actions.png"))
     files.append(write_csv(eps, out / "weights.csv"))
     if render:
         for k, e in enumerate(eps):
@@ -326,6 +400,7 @@ def inspect_run(
         "returns": [float(np.sum(e["reward"])) for e in eps],
         "usage": usage,
         "sharpness": sharpness(eps),
+        "components": component_summary(eps),
         "notes": notes,
     }
     (out / "inspect.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -335,10 +410,10 @@ def inspect_run(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="awmp inspect",
-        description="Plot the gating rho and prior weights h of a trained mixture policy "
-        "(SAC-AWMP or TD3-AWMP).",
+        description="Plot the weights rho and h of a trained mixture policy and where each "
+        "component acts (SAC-AWMP, TD3-AWMP or SAC-GMM).",
     )
-    p.add_argument("run_dir", help="a finished sac-awmp or td3-awmp run directory")
+    p.add_argument("run_dir", help="a finished sac-awmp, td3-awmp or sac-gmm run directory")
     p.add_argument("--episodes", type=int, default=1, help="deterministic episodes (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode's reset")
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/inspect)")
@@ -356,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
         print(note, file=sys.stderr)
     print(
         json.dumps(
-            {k: result[k] for k in ("out", "files", "returns", "usage", "sharpness")}, indent=2
+            {k: result[k] for k in ("out", "files", "returns", "usage", "sharpness", "components")},
+            indent=2,
         )
     )
     return 0

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import json
 import math
 import sys
 from collections import defaultdict
@@ -235,14 +234,25 @@ def find_run_dirs(paths: list[str | Path]) -> list[Path]:
 
 
 def _read_eval(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, return means) of eval.csv's rows; rows that do not parse are left out (a
+    half-written last line of a run still in progress). RunFileError for a file that cannot be
+    read as CSV text at all."""
+    from awmp.runfiles import RunFileError
+
     steps, rets = [], []
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            try:
-                steps.append(int(float(row["step"])))
-                rets.append(float(row["return_mean"]))
-            except (KeyError, TypeError, ValueError):
-                continue  # a half-written last line of a run still in progress
+    try:
+        text = path.read_bytes().decode("utf-8")
+        rows = list(csv.DictReader(text.splitlines()))
+    except UnicodeDecodeError:
+        raise RunFileError(path.parent, "eval.csv is damaged (not UTF-8 text)") from None
+    except (OSError, csv.Error) as e:
+        raise RunFileError(path.parent, f"eval.csv cannot be read ({e})") from None
+    for row in rows:
+        try:
+            steps.append(int(float(row["step"])))
+            rets.append(float(row["return_mean"]))
+        except (KeyError, TypeError, ValueError, OverflowError):
+            continue  # a half-written last line of a run still in progress
     order = np.argsort(steps, kind="stable")
     return np.asarray(steps, np.int64)[order], np.asarray(rets, np.float64)[order]
 
@@ -274,18 +284,46 @@ def _format_variant(diff: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in diff.items())
 
 
+def _check_config_values(config: dict, path: Path) -> None:
+    """RunFileError when a field of config.json holds a value of the wrong type or range (a
+    field this awmp does not know, from another version, is no error here)."""
+    from awmp.config import ConfigError, from_dict
+    from awmp.runfiles import RunFileError
+
+    try:
+        from_dict(config)
+    except ConfigError as e:
+        if not str(e).startswith("unknown config field"):
+            raise RunFileError(path, f"config.json: {e}") from None
+
+
 def read_run(path: Path) -> Run | Unreadable:
-    """One run directory, with its completeness judged from summary.json and eval.csv."""
+    """One run directory, with its completeness judged from summary.json and eval.csv; an
+    Unreadable naming what is wrong when config.json or eval.csv is missing or damaged."""
+    from awmp.algos.registry import SECTIONS
+    from awmp.runfiles import RunFileError, read_json
+
     cfg_path, eval_path, summary_path = (path / f for f in RUN_FILES)
     if not cfg_path.is_file():
         return Unreadable(path, "no config.json")
-    try:
-        config = json.loads(cfg_path.read_text())["config"]
+    try:  # a damaged file is named, and the run skipped (awmp.runfiles)
+        config = read_json(cfg_path, path).get("config")
+        if not isinstance(config, dict):
+            raise RunFileError(path, "config.json is of the wrong format (no config table)")
         env, algo, seed = config["env"], config["algo"], int(config["seed"])
         budget = int(config["total_steps"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        return Unreadable(path, f"unreadable config.json ({type(e).__name__}: {e})")
-    steps, rets = _read_eval(eval_path) if eval_path.is_file() else (np.zeros(0, int), np.zeros(0))
+        if not (isinstance(env, str) and isinstance(algo, str)):
+            raise TypeError(f"env {env!r} and algo {algo!r} must be strings")
+        if any(not isinstance(config.get(s, {}), dict) for s in SECTIONS.values()):
+            raise TypeError("an algorithm section is not a table")
+        _check_config_values(config, path)
+        steps, rets = (
+            _read_eval(eval_path) if eval_path.is_file() else (np.zeros(0, int), np.zeros(0))
+        )
+    except RunFileError as e:
+        return Unreadable(path, e.problem)
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        return Unreadable(path, f"config.json is of the wrong format ({type(e).__name__}: {e})")
     if steps.size == 0:
         return Unreadable(path, f"{env} {algo} seed {seed}: no evaluation in eval.csv")
     last = int(steps[-1])
@@ -294,17 +332,20 @@ def read_run(path: Path) -> Run | Unreadable:
         problem = f"no summary.json (running or crashed); last evaluation at step {last}"
     else:
         try:
-            summary = json.loads(summary_path.read_text())
+            summary = read_json(summary_path, path)
             done = int(summary.get("steps_done", 0))
-        except (OSError, ValueError, TypeError) as e:
+        except RunFileError as e:
             summary, done = {}, 0
-            problem = f"unreadable summary.json ({type(e).__name__})"
+            problem = f"{e.problem}; last evaluation at step {last}"
+        except (ValueError, TypeError, OverflowError) as e:
+            summary, done = {}, 0
+            problem = f"summary.json is of the wrong format ({type(e).__name__}: {e})"
         if not problem and summary.get("stopped_by") == "callback" and done < budget:
             stopped = f"stopped by a callback at step {done} of {budget}"  # deliberate, not partial
         elif not problem and (done < budget or summary.get("interrupted")):
             problem = f"stopped at step {done}"
     if not problem and not stopped and last < budget:
-        problem = f"last evaluation at step {last}"
+        problem = f"last evaluation in eval.csv at step {last}"
     if problem:
         problem = f"partial: {problem} of {budget}"
     problem = problem or stopped
@@ -865,6 +906,7 @@ def make_report(
         "family": family_rows,
         "incomplete": [str(r.path) for r in runs if not r.complete]
         + [str(u.path) for u in unreadable],
+        "skipped": [{"path": str(u.path), "problem": u.problem} for u in unreadable],
     }
 
 
@@ -903,6 +945,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"awmp: error: {e}", file=sys.stderr)
         return 2
     print(f"report: {result['report']} ({result['runs']} runs, {len(result['figures'])} figures)")
+    skipped = {u["path"] for u in result["skipped"]}
     for path in result["incomplete"]:
-        print(f"incomplete: {path}", file=sys.stderr)
+        if path not in skipped:
+            print(f"incomplete: {path}", file=sys.stderr)
+    for u in result["skipped"]:  # unreadable runs: the path and what is wrong
+        print(f"skipped: {u['path']}: {u['problem']}", file=sys.stderr)
     return 0
