@@ -186,3 +186,28 @@ def test_a_missing_file_is_still_a_file_not_found_error(trained, tmp_path):
     (run / "config.json").unlink()
     with pytest.raises(FileNotFoundError, match=r"is not an awmp run directory \(no config"):
         awmp.load(run)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_non_finite_return_in_eval_csv_is_damage_not_a_number(trained, tmp_path, value):
+    """awmp writes finite returns only: a row with another is left out, so the run's last
+    evaluation is missing and the run is listed as such, and no statistic becomes NaN."""
+    import csv
+
+    good, bad = tmp_path / "runs" / "good", tmp_path / "runs" / "bad"
+    shutil.copytree(trained, good)
+    shutil.copytree(trained, bad)
+    with open(bad / "eval.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    final, rows[-1]["return_mean"] = rows[-1]["return_mean"], value
+    with open(bad / "eval.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    code, err = _cli("report", str(tmp_path / "runs"), "--out", str(tmp_path / "report"))
+    assert code == 0 and f"incomplete: {bad}" in err, err
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert f"`{bad}`: partial: last evaluation in eval.csv at step {rows[-2]['step']}" in md
+    with open(tmp_path / "report" / "results.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["incomplete"] == "1" and float(row["final_mean"]) == float(final)  # the good run

@@ -234,9 +234,9 @@ def find_run_dirs(paths: list[str | Path]) -> list[Path]:
 
 
 def _read_eval(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, return means) of eval.csv's rows; rows that do not parse are left out (a
-    half-written last line of a run still in progress). RunFileError for a file that cannot be
-    read as CSV text at all."""
+    """(steps, return means) of eval.csv's rows; rows that do not parse (a half-written last
+    line of a run still in progress) or hold a non-finite return are left out. RunFileError for
+    a file that cannot be read as CSV text at all."""
     from awmp.runfiles import RunFileError
 
     steps, rets = [], []
@@ -249,10 +249,12 @@ def _read_eval(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise RunFileError(path.parent, f"eval.csv cannot be read ({e})") from None
     for row in rows:
         try:
-            steps.append(int(float(row["step"])))
-            rets.append(float(row["return_mean"]))
+            step, ret = int(float(row["step"])), float(row["return_mean"])
         except (KeyError, TypeError, ValueError, OverflowError):
             continue  # a half-written last line of a run still in progress
+        if math.isfinite(ret):  # awmp writes finite returns only: anything else is damage
+            steps.append(step)
+            rets.append(ret)
     order = np.argsort(steps, kind="stable")
     return np.asarray(steps, np.int64)[order], np.asarray(rets, np.float64)[order]
 
