@@ -106,7 +106,7 @@ def test_inspect_refuses_other_algorithms(tmp_path, capsys):
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"config": {"algo": "td3"}}))
     assert cli_main(["inspect", str(run)]) == 2
-    assert "needs a mixture run (sac-awmp or td3-awmp)" in capsys.readouterr().err
+    assert "needs a mixture run (sac-awmp, td3-awmp or sac-gmm)" in capsys.readouterr().err
     assert cli_main(["inspect", str(tmp_path / "missing")]) == 2
 
 

@@ -54,6 +54,7 @@ WEIGHT_LABELS = {  # what rho and h are, per algorithm (plots)
     "sac-gmm": ("weights w(g|s)", "responsibility of g for a"),
 }
 DEFAULT_LABELS = ("gating ρ(g|s)", "prior h = P(g|s,a)")
+MIXTURES_TEXT = f"{', '.join(MIXTURES[:-1])} or {MIXTURES[-1]}"
 
 
 def first_prior_burst(cfg) -> int | None:
@@ -347,7 +348,7 @@ def inspect_run(
     algo = read_config(run_dir)[1].algo  # RunFileError: no, or a damaged, config.json
     if algo not in MIXTURES:
         raise InspectError(
-            f"awmp inspect needs a mixture run ({' or '.join(MIXTURES)}); {run_dir} is a {algo} run"
+            f"awmp inspect needs a mixture run ({MIXTURES_TEXT}); {run_dir} is a {algo} run"
         )
     policy = load(run_dir)  # RunFileError, ParamsError: names what is missing or damaged
     out = Path(out) if out else run_dir / "inspect"
