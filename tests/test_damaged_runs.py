@@ -211,3 +211,23 @@ def test_a_non_finite_return_in_eval_csv_is_damage_not_a_number(trained, tmp_pat
     with open(tmp_path / "report" / "results.csv", newline="") as f:
         (row,) = list(csv.DictReader(f))
     assert row["incomplete"] == "1" and float(row["final_mean"]) == float(final)  # the good run
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_an_experiment_cell_with_a_damaged_file_is_named_or_resumed(trained, tmp_path, damage):
+    """`awmp experiment` / `awmp sweep` judge a cell's run directory from config.json and
+    summary.json: a damaged config.json is refused in one line (ExperimentError, exit 2), a
+    damaged summary.json makes the cell partial (it resumes), never a crash."""
+    from awmp.grid import ExperimentError, cell_status
+    from awmp.runfiles import read_config
+
+    _, cfg = read_config(trained)
+    assert cell_status(trained, cfg) == "complete"
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    _damage(run, "summary.json", damage)
+    assert cell_status(run, cfg) == "partial"
+    _damage(run, "config.json", damage)
+    with pytest.raises(ExperimentError, match=r"config.json .*remove the run directory") as e:
+        cell_status(run, cfg)
+    assert str(run) in str(e.value) and "\n" not in str(e.value)

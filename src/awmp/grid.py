@@ -193,9 +193,16 @@ def cell_status(run_dir: Path, cfg: TrainConfig) -> str:
     """'todo', 'complete' or 'partial'; refuses a directory holding a different configuration."""
     if not run_dir.exists():
         return "todo"
+    from awmp.runfiles import RunFileError, read_json
+
     cfg_path = run_dir / "config.json"
     if cfg_path.is_file():
-        stored = json.loads(cfg_path.read_text()).get("config", {})
+        try:
+            stored = read_json(cfg_path, run_dir).get("config", {})
+            if not isinstance(stored, dict):
+                raise RunFileError(run_dir, "config.json is of the wrong format (no config table)")
+        except RunFileError as e:
+            raise ExperimentError(f"{e}; remove the run directory or use another --out") from None
         wanted = json.loads(json.dumps(to_dict(cfg)))
         diff = config_diff(stored, wanted)
         if diff:
@@ -205,8 +212,12 @@ def cell_status(run_dir: Path, cfg: TrainConfig) -> str:
             )
     summary = run_dir / "summary.json"
     if summary.is_file():
-        s = json.loads(summary.read_text())
-        if s.get("steps_done", 0) >= cfg.total_steps and not s.get("interrupted"):
+        try:
+            s = read_json(summary, run_dir)
+        except RunFileError:  # damaged: not known to be complete; the run resumes
+            return "partial"
+        done = s.get("steps_done", 0)
+        if isinstance(done, int) and done >= cfg.total_steps and not s.get("interrupted"):
             return "complete"
     return "partial"
 
