@@ -190,7 +190,7 @@ def test_a_missing_file_is_still_a_file_not_found_error(trained, tmp_path):
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_a_non_finite_return_in_eval_csv_is_damage_not_a_number(trained, tmp_path, value):
-    """awmp writes finite returns only: a row with another is left out, so the run's last
+    """A row with a non-finite return (damage; a diverged run stops there) is left out: the last
     evaluation is missing and the run is listed as such, and no statistic becomes NaN."""
     import csv
 
@@ -231,3 +231,23 @@ def test_an_experiment_cell_with_a_damaged_file_is_named_or_resumed(trained, tmp
     with pytest.raises(ExperimentError, match=r"config.json .*remove the run directory") as e:
         cell_status(run, cfg)
     assert str(run) in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_resume_keeps_the_good_rows_of_a_damaged_log_or_refuses_it(trained, tmp_path, damage):
+    """`--resume` cuts eval.csv back to the checkpoint's step: a damaged file is cut at its
+    first damaged row, or refused in one line naming it (LogResumeError), never a crash."""
+    from awmp.logger import EVAL_COLUMNS, LogResumeError, truncate_csv
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    path = _damage(run, "eval.csv", damage)
+    try:
+        truncate_csv(path, EVAL_COLUMNS, 100)
+    except LogResumeError as e:
+        assert str(path) in str(e) and "\n" not in str(e)
+        assert damage in ("garbage", "wrong format")
+    else:
+        header, *rows = path.read_text().splitlines()
+        assert header == ",".join(EVAL_COLUMNS)
+        assert all(int(r.split(",")[0]) <= 100 for r in rows)

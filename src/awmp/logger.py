@@ -41,15 +41,23 @@ def truncate_csv(path: Path, columns: Sequence[str], last_step: int) -> None:
     header = buf.getvalue()
     lines = []
     if path.exists():
-        with open(path, newline="") as f:
-            lines = f.readlines()
+        try:
+            with open(path, newline="") as f:
+                lines = f.readlines()
+        except UnicodeDecodeError:
+            raise LogResumeError(
+                f"{path} is damaged (not UTF-8 text); move it away to resume without its rows"
+            ) from None
     if lines and lines[0] != header:
         raise LogResumeError(
             f"{path} has columns {lines[0].strip()!r}, this run writes {header.strip()!r}"
         )
     kept = [header]
     for line in lines[1:]:
-        row = next(csv.reader([line]), [])
+        try:
+            row = next(csv.reader([line]), [])
+        except csv.Error:  # e.g. a NUL byte: damage, as a line cut short
+            break
         if not line.endswith("\n") or len(row) != len(columns):
             break  # a row cut short by a crash: nothing after it was written completely
         try:

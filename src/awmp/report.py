@@ -252,7 +252,7 @@ def _read_eval(path: Path) -> tuple[np.ndarray, np.ndarray]:
             step, ret = int(float(row["step"])), float(row["return_mean"])
         except (KeyError, TypeError, ValueError, OverflowError):
             continue  # a half-written last line of a run still in progress
-        if math.isfinite(ret):  # awmp writes finite returns only: anything else is damage
+        if math.isfinite(ret):  # else damage, or a diverged run's last row (it stopped there)
             steps.append(step)
             rets.append(ret)
     order = np.argsort(steps, kind="stable")
