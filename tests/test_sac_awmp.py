@@ -1098,6 +1098,47 @@ def test_gating_at_means_makes_the_stored_density_that_of_the_executed_actions()
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("alpha", [0.01, 0.2, 1.0, 5.0])
+def test_alpha_loss_and_its_gradient_match_float64_at_several_alpha_and_entropy_values(alpha):
+    """The temperature loss of docs/ALGORITHM.md "Learned temperature" (Haarnoja et al. 2018b,
+    eq. 18, one alpha shared by the components): J = -log alpha (mean_{g,s} log pi_g + target),
+    so dJ/dlog alpha = H - target with H = -mean log pi_g (hand-derived), and dJ/dalpha =
+    (H - target) / alpha. At entropies below, at and above the target: the value against
+    float64 NumPy, jax.grad against the hand-derived gradient, and both against central finite
+    differences of the loss evaluated in float64; no gradient reaches log pi (held fixed)."""
+    rng = np.random.default_rng(int(alpha * 100))
+    target = -1.5
+    for entropy in (-4.0, -1.5, 0.3, 2.5):
+        raw = rng.normal(0.0, 2.0, (3, 40))
+        logp = np.asarray(raw - raw.mean() - entropy, np.float32)  # mean log pi = -entropy
+        h = -logp.astype(np.float64).mean()  # the entropy of the float32 inputs
+        la = np.log(alpha)
+        want = -la * (-h + target)
+        got = float(sac_awmp.alpha_loss(jnp.asarray(la, jnp.float32), jnp.asarray(logp), target))
+        assert got == pytest.approx(want, rel=1e-5, abs=1e-6), entropy
+        g_la, g_logp = jax.grad(sac_awmp.alpha_loss, argnums=(0, 1))(
+            jnp.asarray(la, jnp.float32), jnp.asarray(logp), target
+        )
+        assert float(g_la) == pytest.approx(h - target, rel=1e-5, abs=1e-6), entropy
+        assert not np.any(np.asarray(g_logp)), entropy
+        g_alpha = jax.grad(lambda a, lp=logp: sac_awmp.alpha_loss(jnp.log(a), lp, target))(
+            jnp.asarray(alpha, jnp.float32)
+        )
+        assert float(g_alpha) == pytest.approx((h - target) / alpha, rel=1e-5, abs=1e-6 / alpha)
+        with jax.enable_x64(True):
+            lp64 = jnp.asarray(logp, jnp.float64)
+
+            def j64(x, lp64=lp64):
+                return float(sac_awmp.alpha_loss(jnp.asarray(x, jnp.float64), lp64, target))
+
+            eps = 1e-6
+            fd_la = (j64(la + eps) - j64(la - eps)) / (2 * eps)
+            e = eps * alpha
+            fd_alpha = (j64(np.log(alpha + e)) - j64(np.log(alpha - e))) / (2 * e)
+        assert fd_la == pytest.approx(h - target, rel=1e-6, abs=1e-7), entropy
+        assert fd_alpha == pytest.approx((h - target) / alpha, rel=1e-6, abs=1e-7 / alpha)
+
+
 def test_alpha_loss_matches_hand_formula():
     logp = np.random.default_rng(3).normal(-1.0, 2.0, (4, 30))
     for la, target in ((np.log(0.2), -3.0), (0.7, -1.0)):
@@ -1125,26 +1166,52 @@ def test_learned_alpha_enters_every_loss_as_the_fixed_one_would(value):
     assert float(b["alpha"]) == pytest.approx(value, rel=1e-6)
 
 
-def test_learned_alpha_moves_towards_the_target_entropy():
-    """Adam's first step moves log alpha by lr against the sign of (entropy - target): the
-    entropy estimated here from the sampled actions with a float64 NumPy density."""
+@pytest.mark.parametrize(
+    ("alpha_pi", "log_std_shift", "target"),
+    [(0.2, 0.0, -6.0), (0.05, -1.0, 0.5), (1.5, 0.8, 6.0)],
+)
+def test_update_takes_the_temperature_gradient_of_the_sampled_entropy(
+    alpha_pi, log_std_shift, target
+):
+    """One update with `learn_alpha`: the gradient Adam receives for log alpha (read back from
+    its first moment, m_1 = (1 - beta_1) g) is H - target (docs/ALGORITHM.md "Learned
+    temperature"), with H = -mean_{g,s} log pi_g(a_g|s) computed here in float64 NumPy from the
+    policy's own samples of this step; log alpha moves by Adam's first step -lr g / |g|, against
+    the sign of H - target; the logged alpha is the one this step's losses used. Several
+    alpha_pi, component entropies (log-std heads shifted) and targets on both sides of H."""
     spec = EnvSpec(3, 2)
-    for target in (-6.0, 6.0):  # far below / above any entropy these components have
-        m = _small_awmp(2, spec, learn_alpha=True, target_entropy=target, lr=1e-3)
-        state = m.init(jax.random.PRNGKey(7))
-        batch = _random_batch(np.random.default_rng(7), spec, 64)
-        new, metrics = jax.jit(m.update)(state, batch)
-        # the entropy of the components at this step, independently
-        key, sub = jax.random.split(state.key)
-        noise = m.sample_noise(sub, 64)
-        mean, log_std = m.policy_net.apply(state.policy, batch["obs"])
-        a, _ = sac_awmp.squash(mean, log_std, noise["eps"])
-        mean, std = np.asarray(mean, np.float64), np.exp(np.asarray(log_std, np.float64))
-        a = np.asarray(a, np.float64)
-        ent = -np.mean([np.log(np_tanh_gauss_density(a[g], mean[g], std[g])) for g in range(2)])
-        step = float(new.log_alpha) - float(state.log_alpha)
-        assert step == pytest.approx(-1e-3 * np.sign(ent - target), rel=1e-3)
-        assert float(metrics["alpha"]) == pytest.approx(0.2, rel=1e-6)
+    o, b, d, lr = 2, 64, 2, 1e-3
+    m = _small_awmp(o, spec, learn_alpha=True, alpha_pi=alpha_pi, target_entropy=target, lr=lr)
+    state = m.init(jax.random.PRNGKey(7))
+    heads = state.policy["params"]["Vmap_GaussianHead_0"]["MLP_0"]
+    last = max(heads, key=lambda n: int(n.split("_")[1]))
+    bias = heads[last]["bias"].at[:, d:].add(log_std_shift)
+    heads = {**heads, last: {**heads[last], "bias": bias}}
+    state = state.replace(policy={"params": {"Vmap_GaussianHead_0": {"MLP_0": heads}}})
+    batch = _random_batch(np.random.default_rng(7), spec, b)
+    new, metrics = jax.jit(m.update)(state, batch)
+    # this step's component samples (the update's own key split and noise), in float64
+    _, sub = jax.random.split(state.key)
+    eps = np.asarray(m.sample_noise(sub, b)["eps"], np.float64)
+    s = np.asarray(batch["obs"], np.float64)
+    logp = []
+    for g in range(o):
+        out = np_mlp(_index(heads, g), s)
+        mean, log_std = out[:, :d], np.clip(out[:, d:], -20, 2)
+        u = mean + np.exp(log_std) * eps[g]
+        log_n = -0.5 * eps[g] ** 2 - log_std - 0.5 * np.log(2 * np.pi)  # eq. 27-28
+        logp.append(np.sum(log_n - np.log(1 - np.tanh(u) ** 2), -1))
+    h = -np.mean(logp)
+    grad = h - target
+    adam = new.alpha_opt[0]
+    assert int(adam.count) == 1
+    assert float(adam.mu) == pytest.approx(0.1 * grad, rel=1e-4, abs=1e-6)  # beta_1 = 0.9
+    assert float(adam.nu) == pytest.approx(1e-3 * grad**2, rel=1e-4)  # beta_2 = 0.999
+    step = float(new.log_alpha) - float(state.log_alpha)
+    assert step == pytest.approx(-lr * grad / (abs(grad) + 1e-8), rel=1e-3)
+    assert float(metrics["alpha"]) == pytest.approx(alpha_pi, rel=1e-6)
+    la = float(state.log_alpha)
+    assert float(metrics["alpha_loss"]) == pytest.approx(-la * (-h + target), rel=1e-4, abs=1e-6)
 
 
 def test_learned_alpha_trains_logs_and_loads(tmp_path):
