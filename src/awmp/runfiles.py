@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from awmp.errors import ConfigError, UserError
+
+if TYPE_CHECKING:
+    from awmp.config import TrainConfig
 
 __all__ = ["MissingRunFileError", "RunFileError", "read_config", "read_json"]
 
@@ -61,7 +64,7 @@ def read_json(path: Path, run_dir: str | Path) -> dict[str, Any]:
     return obj
 
 
-def read_config(run_dir: str | Path):
+def read_config(run_dir: str | Path) -> tuple[dict[str, Any], TrainConfig]:
     """(config.json's whole content, its TrainConfig) of a run directory; MissingRunFileError
     without config.json, RunFileError when it is damaged or its config invalid."""
     from awmp.config import from_dict
