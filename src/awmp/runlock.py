@@ -141,7 +141,8 @@ def _same_machine(info: dict) -> bool:
 def holder_gone(info: dict, now: float | None = None) -> str | None:
     """Why the holder of a lock is gone (taking it over is safe), or None while it lives."""
     pid = info.get("pid")
-    if _same_machine(info) and isinstance(pid, int):
+    # (os.kill(pid, 0) probes a PID on POSIX only; on Windows it would send CTRL_C_EVENT.)
+    if _same_machine(info) and isinstance(pid, int) and os.name == "posix":
         if not _pid_alive(pid, info.get("pid_start")):
             return "no such process"
         return None
@@ -238,10 +239,10 @@ class RunLock:
 
     def _write_tmp(self) -> Path:
         tmp = self._tmp()
+        # No fsync: close() publishes it to other NFS clients, and a lock outliving a crash of
+        # its machine is judged stale anyway.
         with open(tmp, "wb") as f:
             f.write(self._content())
-            f.flush()
-            os.fsync(f.fileno())
         return tmp
 
     def _create(self) -> bool:
