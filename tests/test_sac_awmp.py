@@ -1266,7 +1266,7 @@ def test_eval_action_changes_the_evaluation_only(tmp_path):
         swapped = evaluate_run(tmp_path / other, episodes=2, seed=99, eval_action=mode)
         own = evaluate_run(tmp_path / mode, episodes=2, seed=99)
         assert swapped["returns"] == own["returns"] and swapped["eval_action"] == mode
-    with pytest.raises(ConfigError, match=r"awmp.eval_action.*blend\|argmax"):
+    with pytest.raises(ConfigError, match=r"awmp\.eval_action.*blend.*argmax"):
         awmp.load(tmp_path / "blend", eval_action="mode")
 
 
