@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from test_report import brute_permutation_p, fake_run
 
-from awmp import report, study
+from awmp import report, stats, study
 from awmp.cli import main as cli_main
 
 
@@ -74,14 +74,16 @@ def brute_greater_p(a, b) -> float:
     ],
 )
 def test_permutation_p_matches_enumeration(a, b):
-    assert study.permutation_p(a, b, "greater") == pytest.approx(brute_greater_p(a, b), abs=1e-12)
-    assert study.permutation_p(a, b) == pytest.approx(brute_permutation_p(a, b), abs=1e-12)
+    assert stats.permutation_p(a, b, alternative="greater") == pytest.approx(
+        brute_greater_p(a, b), abs=1e-12
+    )
+    assert stats.permutation_p(a, b) == pytest.approx(brute_permutation_p(a, b), abs=1e-12)
 
 
 def test_complete_separation_gives_the_smallest_p():
     a, b = [6.0, 7.0, 8.0, 9.0, 10.0], [1.0, 2.0, 3.0, 4.0, 5.0]
-    assert study.permutation_p(a, b, "greater") == pytest.approx(1 / 252)
-    assert math.isnan(study.permutation_p([1.0], b))
+    assert stats.permutation_p(a, b, alternative="greater") == pytest.approx(1 / 252)
+    assert math.isnan(stats.permutation_p([1.0], b))
 
 
 @pytest.mark.parametrize(

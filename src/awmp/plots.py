@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from awmp.stats import sample_std
+
 
 def read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
@@ -92,3 +94,37 @@ def curve_styles(keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
                 "linestyle": _LINESTYLES[i % len(_LINESTYLES)],
             }
     return styles
+
+
+def mean_curve(runs: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, mean, sample std, n) over the runs (awmp.report.Run: `steps`, `returns`) that have
+    an evaluation at each step."""
+    steps = np.unique(np.concatenate([r.steps for r in runs]))
+    mean, std, n = [], [], []
+    for s in steps:
+        vals = [r.returns[r.steps == s][-1] for r in runs if np.any(r.steps == s)]
+        mean.append(np.mean(vals))
+        std.append(sample_std(vals))
+        n.append(len(vals))
+    return steps, np.asarray(mean), np.asarray(std), np.asarray(n)
+
+
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def draw_curve(ax, runs: list, label: str, color=None, linestyle=None) -> None:
+    """One group's curve; `color` and `linestyle` from awmp.plots.curve_styles (one colour per
+    algorithm in every figure)."""
+    steps, mean, std, _ = mean_curve(runs)
+    partial = sum(not r.complete for r in runs)
+    count = f"n={len(runs) - partial}" + (f" + {partial} partial" if partial else "")
+    (line,) = ax.plot(steps, mean, label=f"{label} ({count})", color=color, linestyle=linestyle)
+    # The paper's Fig. 3: mean ± half a standard deviation over seeds.
+    ax.fill_between(steps, mean - 0.5 * std, mean + 0.5 * std, alpha=0.2, color=line.get_color())

@@ -34,9 +34,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import scipy.stats
 
 from awmp.errors import UserError
+from awmp.stats import permutation_p
 
 FAMILY_LEVEL = 0.05  # family-wise level of the Holm reading
 
@@ -93,23 +93,6 @@ def parse_comparison(text: str, confirmatory: bool) -> Comparison:
 # --------------------------------------------------------------------------- statistics
 
 
-def permutation_p(a: np.ndarray, b: np.ndarray, alternative: str = "two-sided") -> float:
-    """Exact permutation p of the difference of means mean(a) - mean(b), every relabelling of
-    the pooled runs once (`scipy.stats.permutation_test`); `alternative` "greater" is the
-    one-sided p of H1: mean(a) > mean(b). NaN when a group has fewer than 2 runs."""
-    a, b = (np.asarray(v, np.float64).ravel() for v in (a, b))
-    if a.size < 2 or b.size < 2:
-        return math.nan
-    if math.comb(a.size + b.size, a.size) > 1_000_000:
-        raise StudyError(f"{a.size} + {b.size} runs: too many relabellings for an exact test")
-    res = scipy.stats.permutation_test(
-        (a, b), lambda x, y, axis=-1: np.mean(x, axis=axis) - np.mean(y, axis=axis),
-        permutation_type="independent", vectorized=True, alternative=alternative,
-        n_resamples=np.inf,
-    )  # fmt: skip
-    return float(min(res.pvalue, 1.0))
-
-
 def holm(pvalues: list[float]) -> list[float]:
     """Holm's step-down adjusted p-values, in the input order (NaN entries stay NaN and do not
     count in the family): sorted ascending, p_(i) is multiplied by (m - i + 1), made
@@ -146,7 +129,7 @@ def family_rows(groups: dict, comparisons: list[Comparison], alternative: str) -
     """One row per (task, budget, comparison) where both groups have a finished run: Δ mean
     [95% CI], the raw p (one-sided for confirmatory rows when alternative is "greater"), Holm's
     adjusted p over the confirmatory rows, and the verdict."""
-    from awmp.report import bootstrap_diff_ci
+    from awmp.stats import bootstrap_diff_ci
 
     tasks = sorted({(k[0], k[3]) for k in groups})
     rows = []
@@ -168,7 +151,7 @@ def family_rows(groups: dict, comparisons: list[Comparison], alternative: str) -
                 "env": env, "budget": budget, "comparison": comp, "n_a": a.size, "n_b": b.size,
                 "seeds_a": sorted(r.seed for r in ga if r.complete),
                 "seeds_b": sorted(r.seed for r in gb if r.complete),
-                "mean": diff, "alternative": alt, "p": permutation_p(a, b, alt),
+                "mean": diff, "alternative": alt, "p": permutation_p(a, b, alternative=alt),
                 "p_holm": math.nan, "verdict": verdict(diff[1], diff[2]),
             })  # fmt: skip
     confirm = [r for r in rows if r["comparison"].confirmatory]
@@ -189,7 +172,7 @@ def efficiency(run) -> float:
 def efficiency_rows(groups: dict, comparisons: list[Comparison]) -> list[dict]:
     """Exploratory: per (task, budget, comparison), the difference of mean learning efficiency
     A − B with its 95% bootstrap CI and the two-sided exact permutation p (no correction)."""
-    from awmp.report import bootstrap_diff_ci
+    from awmp.stats import bootstrap_diff_ci
 
     rows = []
     for comp in comparisons:
@@ -214,7 +197,7 @@ def efficiency_rows(groups: dict, comparisons: list[Comparison]) -> list[dict]:
 def stability_rows(groups: dict, specs: list[GroupSpec]) -> list[dict]:
     """Exploratory: per group of the family, the sample SD of the final returns over seeds and
     the mean drop from each run's best evaluation to its final one."""
-    from awmp.report import sample_std
+    from awmp.stats import sample_std
 
     rows = []
     for (env, algo, variant, budget), runs in groups.items():
@@ -300,7 +283,8 @@ def plot_family(groups: dict, comparisons: list[Comparison], out: Path) -> Path 
     """The study's figure: one panel per (task, budget) with every group the family names,
     mean ± half a sample standard deviation over seeds (the paper's Fig. 3); one colour per
     algorithm, as in every report figure (awmp.plots.curve_styles), variants by line style."""
-    from awmp.report import _draw_curve, _plt
+    from awmp.plots import draw_curve as _draw_curve
+    from awmp.plots import pyplot as _plt
 
     specs: list[GroupSpec] = []
     for c in comparisons:
