@@ -1,4 +1,4 @@
-"""One style for every algorithm (issue 12): a class of pure methods built by `build(spec, cfg)`,
+"""One style for every algorithm: a class of pure methods built by `build(spec, cfg)`,
 whose `agent` property is what `make_agent(spec, cfg)` returns."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Bad input never crashes with a traceback or loses data (issue 5, list item 5; and item 4).
+"""Bad input never crashes with a traceback or loses data.
 
 Each case goes through the `awmp` command (in process) and must give its exit code (2 for bad
 input, 3 for a diverged run) and one `awmp: error:` line; where a run was under way, its last
@@ -248,7 +248,7 @@ def test_env_fault_stops_cleanly_and_resume_finishes_the_same_run(
 
 
 def test_env_fault_before_the_first_checkpoint_does_not_suggest_resume(tmp_path, capsys):
-    """Issue 13, item 7: with no checkpoint yet, `--resume` would only start over."""
+    """With no checkpoint yet, `--resume` would only start over."""
     run_dir = tmp_path / "run"
     FAULT.update(kind="nan_obs", at=7)
     line = _run(_args(run_dir), capsys, 2)

@@ -82,7 +82,7 @@ def test_layout_bench_measures_every_layout_and_names_the_fastest(tmp_path, caps
 
 
 def test_crossq_bench_runs_ours_and_refuses_bad_widths(tmp_path, capsys):
-    """`awmp bench --crossq` (issue 14 section 3): our CrossQ with the given critic widths, and
+    """`awmp bench --crossq`: our CrossQ with the given critic widths, and
     SBX's beside it where SBX is installed (not in the project's venv). No timing asserted."""
     from awmp.bench import peers_available
 

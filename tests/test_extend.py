@@ -1,4 +1,4 @@
-"""Issue 13 item 16: extend a finished run (`awmp train --resume DIR --total-steps N`, SB3's
+"""Extend a finished run (`awmp train --resume DIR --total-steps N`, SB3's
 `reset_num_timesteps=False`). With explicit intervals the extended run equals a run planned
 with N from the start: same final parameters (bytes), evaluations and losses. Through the real
 `awmp` command in subprocesses."""

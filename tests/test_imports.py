@@ -1,4 +1,4 @@
-"""No module of awmp imports one that imports it back (issue 12), lazy imports included.
+"""No module of awmp imports one that imports it back, lazy imports included.
 
 The graph is read from the source with `ast`: every `import awmp.x` / `from awmp.x import y` /
 `from awmp import x` anywhere in a module (inside functions too) is an edge, except those under

@@ -1,4 +1,4 @@
-"""Issue 13 item 15: final_params.msgpack and best_params.msgpack hold the acting parameters only
+"""final_params.msgpack and best_params.msgpack hold the acting parameters only
 (`Agent.acting_fields`), the checkpoints the whole state. `awmp.load` acts exactly as the whole
 final state does: the fields it fills with NaN are never read. Files of the whole state (runs
 before this format) still load."""

@@ -380,7 +380,7 @@ def test_report_gives_no_interval_for_a_single_run_group(tmp_path):
 
 
 def test_every_non_default_variant_gets_a_curve(tmp_path, capsys):
-    """Variants outside Fig. 4/5 (zeta, network sizes, the issue-11 switches) are drawn beside
+    """Variants outside Fig. 4/5 (zeta, network sizes, the gating switches) are drawn beside
     the default; a task with only an O ablation gets its ablation figure and no variants one."""
     runs = tmp_path / "runs"
     for seed in range(2):

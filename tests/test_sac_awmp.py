@@ -816,7 +816,7 @@ def test_learns_pendulum(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Issue 11: the reference code's prior loss, gating samples, importance-weight remedies
+# The reference code's prior loss, gating samples, importance-weight remedies
 # ---------------------------------------------------------------------------------------------
 
 
@@ -1094,7 +1094,7 @@ def test_gating_at_means_makes_the_stored_density_that_of_the_executed_actions()
 
 
 # ---------------------------------------------------------------------------------------------
-# Issue 14 §2: learned temperature alpha_pi
+# Learned temperature alpha_pi
 # ---------------------------------------------------------------------------------------------
 
 

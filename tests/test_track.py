@@ -1,4 +1,4 @@
-"""Issue 13 item 20: optional Weights & Biases logging (`awmp train --track wandb`, the `track`
+"""Optional Weights & Biases logging (`awmp train --track wandb`, the `track`
 extra), through the real `awmp` command in subprocesses, in W&B's offline mode (no network, no
 account). The offline runs are read back from W&B's own transaction log (`run-<id>.wandb`, a
 LevelDB-format log of wandb's protobuf `Record`s) and compared with the run's CSV logs."""

@@ -1,4 +1,4 @@
-"""Issue 13, "Defects": the rough edges a new user hit (items 1, 3, 4, 6, 8, 11, 12).
+"""The rough edges a new user hit (items 1, 3, 4, 6, 8, 11, 12).
 
 CLI behaviour goes through the real `awmp` command in a subprocess (no TTY there, as under
 nohup, Slurm or CI); the Python API in process. Item 7 is in test_bad_input.py (its fault env).
