@@ -317,6 +317,8 @@ class RunLock:
             aside.unlink()
             return False
         aside.unlink()
+        with contextlib.suppress(OSError):  # a heartbeat the dead holder left half done
+            self.path.with_name(f"{LOCK_FILE}.{judged.get('token')}.tmp").unlink()
         return True
 
     def owned(self) -> bool | None:
