@@ -33,7 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from awmp.algos import Agent, Algorithm, Hook, polyak, prior
+from awmp.algos import Agent, Algorithm, mixture, polyak, prior
+from awmp.algos.mixture import mixture_log_density  # noqa: F401 - public here as before
 from awmp.algos.prior import (  # noqa: F401 - the prior's math, public here as before
     effective_sample_size,
     importance_weights,
@@ -44,7 +45,7 @@ from awmp.algos.prior import (  # noqa: F401 - the prior's math, public here as 
     uniform_log_density,
 )
 from awmp.buffer import ReplayBuffer
-from awmp.distributions import gaussian_log_prob, log_det_tanh_jacobian, mixture_log_prob
+from awmp.distributions import gaussian_log_prob, log_det_tanh_jacobian
 from awmp.envs import EnvSpec
 from awmp.errors import require
 from awmp.networks import StackedGaussianPolicy, TwinCritic, ValueNet
@@ -246,7 +247,7 @@ def gating_log_weights(
 
     q_bar, log_pi: (..., O), one sampled action per component (a one-sample estimate of eq. 17).
     """
-    return jax.nn.log_softmax((q_bar - alpha_pi * log_pi) / temperature, axis=-1)
+    return mixture.gating_log_weights(q_bar, temperature, log_pi, alpha_pi)
 
 
 def gating_weights(
@@ -254,19 +255,6 @@ def gating_weights(
 ) -> jax.Array:
     """rho(g|s), eq. 16-17, a probability vector over the last axis (O)."""
     return jnp.exp(gating_log_weights(q_bar, log_pi, alpha_pi, temperature))
-
-
-def mixture_log_density(
-    action: jax.Array, log_rho: jax.Array, means: jax.Array, log_stds: jax.Array
-) -> jax.Array:
-    """log mu(a|s) = log sum_g rho_g pi_g(a|s) (eq. 15 with eq. 28) by log-sum-exp.
-
-    action: (B, d); log_rho: (B, O); means, log_stds: (O, B, d), the components' pre-tanh
-    Gaussians as `StackedGaussianPolicy` returns them.
-    """
-    return mixture_log_prob(
-        action, log_rho, jnp.swapaxes(means, 0, 1), jnp.swapaxes(log_stds, 0, 1)
-    )
 
 
 def squash(mean: jax.Array, log_std: jax.Array, eps: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -431,8 +419,7 @@ class AWMP:
     def executed_action(self, a: jax.Array, log_rho: jax.Array, gumbel: jax.Array) -> jax.Array:
         """The mixture's action (B, d): a_g with g ~ rho (`mixture`) or sum_g rho_g a_g."""
         if self.cfg.acting == "mixture":  # Algorithm 1 line 5, eq. 15
-            g = jnp.argmax(log_rho + gumbel, axis=-1)  # (B,): Gumbel-max draw of g ~ rho
-            return jnp.take_along_axis(jnp.swapaxes(a, 0, 1), g[:, None, None], axis=1)[:, 0]
+            return mixture.pick(a, mixture.gumbel_max(log_rho, gumbel))  # g ~ rho, a_g
         return jnp.einsum("bo,obd->bd", jnp.exp(log_rho), a)  # eq. 25 with rho (weighted)
 
     def act(self, state: AWMPState, obs: jax.Array) -> tuple[AWMPState, jax.Array, dict]:
@@ -479,8 +466,7 @@ class AWMP:
         or tanh(mu_g*), g* = argmax_g rho_g ("argmax"), with rho at the component means."""
         a, log_rho = self.mean_actions(state, obs)  # (O, B, d), (B, O)
         if self.cfg.eval_action == "argmax":
-            best = jnp.argmax(log_rho, axis=-1)  # (B,)
-            return jnp.take_along_axis(a, best[None, :, None], axis=0)[0]
+            return mixture.argmax_pick(a, log_rho)
         return jnp.einsum("bo,obd->bd", jnp.exp(log_rho), a)
 
     # -- one gradient step ------------------------------------------------------------------
@@ -656,7 +642,6 @@ class AWMP:
 
     @functools.cached_property
     def agent(self) -> Agent:
-        log_mu_warmup = np.float32(uniform_log_density(self.spec.act_dim))
         return Agent(
             name="sac-awmp",
             init=self.init,
@@ -664,13 +649,8 @@ class AWMP:
             act_deterministic=self.act_deterministic,
             update=self.update,
             extra_fields={"log_mu": ()},
-            warmup_extras=lambda action: {"log_mu": log_mu_warmup},
-            hook=Hook(
-                due=self.burst_due,
-                draw=self.draw_prior_data,
-                apply=self.prior_burst,
-                metric_names=self.hook_metric_names(),
-            ),
+            warmup_extras=mixture.warmup_log_mu(self.spec.act_dim),
+            hook=mixture.prior_hook(self.cfg, self.prior_burst),
             acting_fields=self.acting_fields(),
         )
 

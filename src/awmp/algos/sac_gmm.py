@@ -33,10 +33,12 @@ import jax.numpy as jnp
 import optax
 
 from awmp.algos import Agent, Algorithm, polyak
+from awmp.algos.mixture import argmax_pick, gumbel_max, pick
 from awmp.distributions import tanh_gaussian_log_prob, tanh_mixture_log_prob
 from awmp.envs import EnvSpec
 from awmp.errors import require
 from awmp.networks import MixturePolicy, TwinCritic
+from awmp.strict import StrictFields
 
 sg = jax.lax.stop_gradient
 
@@ -44,7 +46,7 @@ ESTIMATORS = ("mrp", "lr")
 
 
 @dataclass
-class SACGMMConfig:
+class SACGMMConfig(StrictFields):
     """SAC-GMM (He et al. 2026): SAC with an O-component Gaussian-mixture policy."""
 
     num_components: int = 4
@@ -124,12 +126,6 @@ def mixture_log_prob_at(
     )
 
 
-def select(x: jax.Array, g: jax.Array) -> jax.Array:
-    """x[g_b, b] for x (O, B, ...) and indices g (B,): each row's chosen component."""
-    idx = g.reshape((1, -1) + (1,) * (x.ndim - 2))
-    return jnp.take_along_axis(x, idx, axis=0)[0]
-
-
 def sample_mixture(
     logits: jax.Array, mean: jax.Array, log_std: jax.Array, eps: jax.Array, gumbel: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
@@ -137,7 +133,7 @@ def sample_mixture(
     (eq. G2). eps: (O, B, d) standard normals; gumbel: (B, O) standard Gumbels."""
     u, _ = sample_components(mean, log_std, eps)
     log_w = jax.nn.log_softmax(logits, axis=-1)
-    u_sel = select(u, jnp.argmax(log_w + gumbel, axis=-1))  # (B, d)
+    u_sel = pick(u, gumbel_max(log_w, gumbel))  # (B, d)
     return jnp.tanh(u_sel), mixture_log_prob_at(u_sel[None], log_w, mean, log_std)[0]
 
 
@@ -166,11 +162,11 @@ def actor_objective(
         w = jnp.exp(log_w).T  # (O, B)
         return jnp.sum(w * f, axis=0), jnp.sum(w * logp, axis=0)
     if estimator == "lr":  # eq. G6: i ~ w, a_i reparameterised, score function for w
-        g = jnp.argmax(log_w + gumbel, axis=-1)  # (B,)
-        f_i = select(f, g)
-        log_w_i = select(log_w.T, g)
+        g = gumbel_max(log_w, gumbel)  # (B,)
+        f_i = pick(f, g)
+        log_w_i = pick(log_w.T, g)
         score = sg(f_i) * log_w_i  # its gradient is f_i grad log w_i; its value is removed
-        return f_i + (score - sg(score)), select(logp, g)
+        return f_i + (score - sg(score)), pick(logp, g)
     raise ValueError(f"unknown estimator {estimator!r}")
 
 
@@ -235,7 +231,7 @@ class SACGMM:
     def act_deterministic(self, state: SACGMMState, obs: jax.Array) -> jax.Array:
         """tanh(mu_i*) of the most probable component i* = argmax_i w_i(s) (evaluation)."""
         logits, mean, _ = self.policy_net.apply(state.policy, obs)
-        return select(jnp.tanh(mean), jnp.argmax(logits, axis=-1))
+        return argmax_pick(jnp.tanh(mean), logits)
 
     def component_actions(self, state: SACGMMState, obs: jax.Array) -> jax.Array:
         """Where each component acts: tanh(mu_i(s)) (O, B, d)."""
@@ -250,7 +246,7 @@ class SACGMM:
         r_i = w_i pi_i(a|s) / pi(a|s)."""
         logits, mean, log_std = self.policy_net.apply(state.policy, obs)
         if action is None:
-            action = select(jnp.tanh(mean), jnp.argmax(logits, axis=-1))
+            action = argmax_pick(jnp.tanh(mean), logits)
         log_w = jax.nn.log_softmax(logits, axis=-1)
         comp = tanh_gaussian_log_prob(action[None], mean, log_std).T  # (B, O)
         return jnp.exp(log_w), jax.nn.softmax(log_w + comp, axis=-1)

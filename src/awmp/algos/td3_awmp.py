@@ -32,10 +32,10 @@ from typing import Any, Literal
 import flax.struct
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from awmp.algos import Agent, Algorithm, Hook, prior
+from awmp.algos import Agent, Algorithm, mixture, prior
+from awmp.algos.mixture import pick  # noqa: F401 - public here as before
 from awmp.algos.td3 import delayed_actor_update, smoothed_target_action
 from awmp.envs import EnvSpec
 from awmp.errors import require
@@ -163,7 +163,7 @@ def gating_log_weights(q_bar: jax.Array, temperature: float = 1.0) -> jax.Array:
 
     q_bar: (..., O), the target critic at each component's (deterministic) action.
     """
-    return jax.nn.log_softmax(q_bar / temperature, axis=-1)
+    return mixture.gating_log_weights(q_bar, temperature)
 
 
 def behaviour_log_density(
@@ -185,11 +185,6 @@ def behaviour_log_density(
 def mixture_value(q: jax.Array, log_rho: jax.Array) -> jax.Array:
     """sum_g rho_g q_g (B,) from q (O, B) and log rho (B, O): the Vbar of eq. 18/21 at alpha = 0."""
     return jnp.sum(jnp.exp(log_rho) * q.T, axis=-1)
-
-
-def pick(actions: jax.Array, g: jax.Array) -> jax.Array:
-    """actions (O, B, d) at the components g (B,): (B, d)."""
-    return jnp.take_along_axis(jnp.swapaxes(actions, 0, 1), g[:, None, None], axis=1)[:, 0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,7 +248,9 @@ class TD3AWMP:
         g ~ rho by the Gumbel-max trick. eps = sigma N(0, I) from `key` itself (so with O = 1
         this is TD3's exploration noise draw); the Gumbel noise from fold_in(key, 1)."""
         noise = self.cfg.exploration_noise * jax.random.normal(key, mu.shape[1:], mu.dtype)
-        g = jnp.argmax(log_rho + jax.random.gumbel(jax.random.fold_in(key, 1), log_rho.shape), -1)
+        g = mixture.gumbel_max(
+            log_rho, jax.random.gumbel(jax.random.fold_in(key, 1), log_rho.shape)
+        )
         pre = pick(mu, g) + noise
         return jnp.clip(pre, -1.0, 1.0), pre
 
@@ -269,7 +266,7 @@ class TD3AWMP:
     def act_deterministic(self, state: TD3AWMPState, obs: jax.Array) -> jax.Array:
         """mu_g(s) of the most probable component, g = argmax_g rho(g|s) (evaluation)."""
         mu = self.actor_net.apply(state.actor, obs)
-        return pick(mu, jnp.argmax(self.gating(state.target_critic, obs, mu), axis=-1))
+        return mixture.argmax_pick(mu, self.gating(state.target_critic, obs, mu))
 
     def weights(
         self, state: TD3AWMPState, obs: jax.Array, action: jax.Array | None = None
@@ -279,7 +276,7 @@ class TD3AWMP:
         mu = self.actor_net.apply(state.actor, obs)
         log_rho = self.gating(state.target_critic, obs, mu)
         if action is None:
-            action = pick(mu, jnp.argmax(log_rho, axis=-1))
+            action = mixture.argmax_pick(mu, log_rho)
         logits, _ = self.prior_net.apply(state.prior, obs, action)
         return jnp.exp(log_rho), prior.prior_weights(logits)
 
@@ -412,7 +409,6 @@ class TD3AWMP:
     @functools.cached_property
     def agent(self) -> Agent:
         cfg = self.cfg
-        log_mu_warmup = np.float32(prior.uniform_log_density(self.spec.act_dim))
         return Agent(
             name="td3-awmp",
             init=self.init,
@@ -420,13 +416,8 @@ class TD3AWMP:
             act_deterministic=self.act_deterministic,
             update=self.update,
             extra_fields={"log_mu": ()},
-            warmup_extras=lambda action: {"log_mu": log_mu_warmup},
-            hook=Hook(
-                due=functools.partial(prior.burst_due, cfg),
-                draw=functools.partial(prior.draw_prior_data, cfg),
-                apply=self.prior_burst,
-                metric_names=prior.hook_metric_names(cfg),
-            ),
+            warmup_extras=mixture.warmup_log_mu(self.spec.act_dim),
+            hook=mixture.prior_hook(cfg, self.prior_burst),
             # act, act_deterministic: the actors and the gating's target critic Qbar_1 (act
             # also the key); `weights` (awmp inspect) also the prior network.
             acting_fields=("actor", "target_critic", "prior", "key"),
