@@ -152,6 +152,24 @@ def test_family_rows_verdicts_and_holm(tmp_path):
     assert explore["verdict"] == "refuted"  # an exploratory row never "holds family-wise"
 
 
+def test_holm_counts_the_plans_unrun_comparisons(tmp_path):
+    """With --family-size 8 and three confirmatory rows run, Holm's m is 8: the unrun five enter
+    as p = 1, so the smallest raw p 1/252 is adjusted to 8/252, not 3/252."""
+    _family_runs(tmp_path)
+    groups = report.group_runs([report.read_run(p) for p in report.find_run_dirs([tmp_path])])
+    fam = [
+        study.parse_comparison("sac-awmp - sac-awmp[num_components=1]", True),
+        study.parse_comparison("sac-awmp - td3", True),
+    ]
+    rows = study.family_rows(groups, fam, "greater", family_size=8)
+    p = [r["p"] for r in rows]
+    want = brute_holm(p + [1.0] * (8 - len(p)))[: len(p)]
+    assert [r["p_holm"] for r in rows] == pytest.approx(want)
+    assert rows[0]["p_holm"] == pytest.approx(8 / 252)
+    with pytest.raises(study.StudyError):
+        study.family_rows(groups, fam, "greater", family_size=2)
+
+
 def _git(repo: Path, *args: str) -> str:
     env = {
         "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
@@ -198,12 +216,12 @@ def test_report_prints_the_family_figure_and_provenance(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     md = (out / "report.md").read_text()
     assert (out / "family.png").is_file() and "![family](family.png)" in md
-    assert f"added in commit `{commit[:10]}` at 2026-01-02 12:00 UTC" in md
+    assert f"added in commit `{commit[:10]}` at 2026-01-02 12:00:00 UTC" in md
     prov = md.split("## Provenance of the family's runs")[1].splitlines()
     td3 = next(x for x in prov if x.startswith("| Hopper-v5 | td3 | default | 10 | 5 |"))
-    assert "2026-01-03 08:00 UTC" in td3 and td3.rstrip().endswith("| no | yes |")
+    assert "2026-01-03 08:00:00 UTC" in td3 and td3.rstrip().endswith("| no | yes |")
     awmp = next(x for x in prov if x.startswith("| Hopper-v5 | sac-awmp | default | 10 | 5 |"))
-    assert "2026-01-02 11:00 UTC" in awmp and awmp.rstrip().endswith("| unknown | **no** |")
+    assert "2026-01-02 11:00:00 UTC" in awmp and awmp.rstrip().endswith("| unknown | **no** |")
     assert "| Hopper-v5 | 10 | sac-awmp − td3 | confirmatory |" in md
 
 

@@ -710,19 +710,23 @@ def make_report(
     explore: list[str] = (),
     alternative: str = "two-sided",
     plan: str | None = None,
+    family_size: int | None = None,
 ) -> dict:
     """Read every run under `paths` and write the report into `out`; return what was written.
 
     `compare` / `explore`: a study's confirmatory / exploratory comparisons, each "A - B"
     (awmp.study: a family table with Holm's correction, its figure and the runs' provenance);
     `alternative` ("two-sided" or "greater") is the confirmatory rows' test; `plan` is
-    "FILE:TEXT", the plan whose commit time the runs' starts are printed beside."""
+    "FILE:TEXT", the plan whose commit time the runs' starts are printed beside; `family_size`
+    is the number of confirmatory comparisons the plan lists (Holm's m while some are unrun)."""
     from awmp import study
 
     family = [study.parse_comparison(c, True) for c in compare]
     family += [study.parse_comparison(c, False) for c in explore]
     if alternative not in ("two-sided", "greater"):
         raise ReportError(f"alternative {alternative!r}: expected two-sided or greater")
+    if family_size is not None and (family_size < 1 or not compare):
+        raise ReportError("--family-size needs a positive N and at least one --compare")
     if plan and not family:
         raise ReportError("--plan needs at least one --compare or --explore")
     run_dirs = find_run_dirs(paths)
@@ -745,7 +749,9 @@ def make_report(
     )
     extra, family_rows = [], []
     if family:
-        extra, fig, family_rows = study.study_section(groups, family, alternative, plan, out)
+        extra, fig, family_rows = study.study_section(
+            groups, family, alternative, plan, out, family_size
+        )
         figures += [fig] if fig else []
     md = write_markdown(stats, groups, refs, unreadable, figures, out, extra)
     table = write_csv(stats, out)
@@ -782,6 +788,10 @@ def main(argv: list[str] | None = None) -> int:
         help="the confirmatory rows' test: two-sided, or greater (H1: A higher)",
     )  # fmt: skip
     p.add_argument(
+        "--family-size", type=int, default=None, metavar="N",
+        help="how many confirmatory comparisons the plan lists (Holm's m while some are unrun)",
+    )  # fmt: skip
+    p.add_argument(
         "--plan",
         default=None,
         metavar="FILE:TEXT",
@@ -790,8 +800,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         result = make_report(
-            args.runs, args.out, args.compare, args.explore, args.alternative, args.plan
-        )
+            args.runs, args.out, args.compare, args.explore, args.alternative, args.plan,
+            args.family_size,
+        )  # fmt: skip
     except UserError as e:  # ReportError, or a comparison or plan awmp.study cannot read
         print(f"awmp: error: {e}", file=sys.stderr)
         return 2

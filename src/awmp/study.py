@@ -125,10 +125,14 @@ def _match(groups: dict, spec: GroupSpec, env: str, budget: int):
     return groups.get((env, spec.algo, spec.variant, budget))
 
 
-def family_rows(groups: dict, comparisons: list[Comparison], alternative: str) -> list[dict]:
+def family_rows(
+    groups: dict, comparisons: list[Comparison], alternative: str, family_size: int | None = None
+) -> list[dict]:
     """One row per (task, budget, comparison) where both groups have a finished run: Δ mean
     [95% CI], the raw p (one-sided for confirmatory rows when alternative is "greater"), Holm's
-    adjusted p over the confirmatory rows, and the verdict."""
+    adjusted p over the confirmatory rows, and the verdict. `family_size`: the number of
+    confirmatory comparisons the plan lists; while some have no runs yet, each is counted as
+    p = 1 (Holm's correction is never smaller than the finished family's)."""
     from awmp.stats import bootstrap_diff_ci
 
     tasks = sorted({(k[0], k[3]) for k in groups})
@@ -155,7 +159,13 @@ def family_rows(groups: dict, comparisons: list[Comparison], alternative: str) -
                 "p_holm": math.nan, "verdict": verdict(diff[1], diff[2]),
             })  # fmt: skip
     confirm = [r for r in rows if r["comparison"].confirmatory]
-    for r, adj in zip(confirm, holm([r["p"] for r in confirm]), strict=True):
+    if family_size is not None and family_size < len(confirm):
+        raise StudyError(
+            f"--family-size {family_size}: the runs already give {len(confirm)} confirmatory rows"
+        )
+    pending = (family_size or len(confirm)) - len(confirm)
+    adjusted = holm([r["p"] for r in confirm] + [1.0] * pending)[: len(confirm)]
+    for r, adj in zip(confirm, adjusted, strict=True):
         r["p_holm"] = adj
         if not math.isnan(adj) and adj <= FAMILY_LEVEL:
             r["verdict"] += ", holds family-wise"
@@ -249,16 +259,22 @@ def _fmt(x: float, spec: str = "+.1f") -> str:
     return "–" if math.isnan(x) else format(x, spec)
 
 
-def family_markdown(rows: list[dict], alternative: str) -> list[str]:
+def family_markdown(
+    rows: list[dict], alternative: str, family_size: int | None = None
+) -> list[str]:
     if not rows:
         return ["No comparison of the family has finished runs in both groups yet."]
-    m = sum(r["comparison"].confirmatory for r in rows)
+    done = sum(r["comparison"].confirmatory for r in rows)
+    m = f"{done} of the plan's {family_size}" if family_size else f"{done}"
     side = "one-sided (H1: A higher)" if alternative == "greater" else "two-sided"
     lines = [
         "Difference of mean final returns A − B with its 95% bootstrap CI (runs of each group",
         "resampled independently) and the exact permutation p over every relabelling of the",
         f"pooled runs. Confirmatory rows ({m}): p {side}, and Holm's step-down adjustment over",
-        "those rows; exploratory rows: p two-sided, not adjusted. Verdict: *confirmed* if the CI",
+        "the plan's confirmatory comparisons (any without runs yet counted as p = 1);"
+        if family_size
+        else "those rows;",
+        "exploratory rows: p two-sided, not adjusted. Verdict: *confirmed* if the CI",
         "lies above 0, *refuted* if below, *undecided* otherwise; a confirmatory row adds *holds",
         f"family-wise* when its Holm-adjusted p is at most {FAMILY_LEVEL}.",
         "",
@@ -403,7 +419,7 @@ def provenance_rows(groups: dict, specs: list[GroupSpec] | None, repo: Path) -> 
 
 
 def _t(t: _dt.datetime | None) -> str:
-    return "?" if t is None else t.astimezone(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return "?" if t is None else t.astimezone(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def provenance_markdown(rows: list[dict], plan: tuple[str, _dt.datetime] | None) -> list[str]:
@@ -441,15 +457,21 @@ def study_section(
     alternative: str,
     plan: str | None,
     out: Path,
+    family_size: int | None = None,
 ) -> tuple[list[str], Path | None, list[dict]]:
     """The report's family section (markdown lines), its figure and its rows."""
     plan_info = plan_commit(plan) if plan else None
-    rows = family_rows(groups, comparisons, alternative)
+    rows = family_rows(groups, comparisons, alternative, family_size)
     figure = plot_family(groups, comparisons, out)
     specs = list(dict.fromkeys(s for c in comparisons for s in (c.a, c.b)))
     repo = Path(plan.split(":", 1)[0]).resolve().parent if plan else Path.cwd()
     prov = provenance_rows(groups, specs, repo)
-    lines = ["", "## The planned family of comparisons", "", *family_markdown(rows, alternative)]
+    lines = [
+        "",
+        "## The planned family of comparisons",
+        "",
+        *family_markdown(rows, alternative, family_size),
+    ]
     if figure:
         lines += ["", f"![{figure.stem}]({figure.name})"]
     lines += [
