@@ -5,6 +5,12 @@
                                sweep options, report input; exit 2, one line, no traceback
         ConfigError            an invalid config value (`require` raises it)
           UnknownFieldError    (also AttributeError) setting a config attribute that is no field
+        RunDirError            a run directory that cannot be used (awmp.rundir)
+          RunLockError         another process holds the run directory (awmp.runlock)
+        RunFileError           a damaged run file, named with what is wrong (awmp.runfiles)
+          MissingRunFileError  (also FileNotFoundError) a run file that is not there
+        LoadArgumentError      a bad argument to awmp.load, e.g. which="nonsense" (awmp.evaluate)
+        ReportError, StudyError  nothing to report; a comparison or plan awmp report can't read
       DivergenceError          training produced non-finite numbers; exit 3
 
 Anything else is a bug: `awmp` lets it crash with its traceback (exit 1), never "bad input".
