@@ -75,6 +75,14 @@ CASES = [
     pytest.param("td3", "Hopper-v5", 230, "crash", id="td3-hopper-crash", marks=pytest.mark.slow),
     pytest.param("crossq", "Pendulum-v1", 170, "signal", id="crossq-pendulum-signal"),
     pytest.param(
+        "sac-gmm",
+        "Pendulum-v1",
+        170,
+        "signal",
+        id="sac-gmm-pendulum-signal",
+        marks=pytest.mark.slow,
+    ),
+    pytest.param(
         "crossq", "Hopper-v5", 230, "crash", id="crossq-hopper-crash", marks=pytest.mark.slow
     ),
     pytest.param(
