@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from awmp.errors import UserError
-from awmp.stats import permutation_p
+from awmp.stats import bootstrap_diff_ci, permutation_p
 
 FAMILY_LEVEL = 0.05  # family-wise level of the Holm reading
 
@@ -125,6 +125,14 @@ def _match(groups: dict, spec: GroupSpec, env: str, budget: int):
     return groups.get((env, spec.algo, spec.variant, budget))
 
 
+def _mean_diff(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """mean(a) - mean(b) with its 95% bootstrap CI; no interval (NaN ends) when a group has one
+    run, since resampling one run never varies it."""
+    if min(a.size, b.size) >= 2:
+        return bootstrap_diff_ci(a, b, "mean")
+    return float(a.mean() - b.mean()), math.nan, math.nan
+
+
 def family_rows(
     groups: dict, comparisons: list[Comparison], alternative: str, family_size: int | None = None
 ) -> list[dict]:
@@ -133,8 +141,6 @@ def family_rows(
     adjusted p over the confirmatory rows, and the verdict. `family_size`: the number of
     confirmatory comparisons the plan lists; while some have no runs yet, each is counted as
     p = 1 (Holm's correction is never smaller than the finished family's)."""
-    from awmp.stats import bootstrap_diff_ci
-
     tasks = sorted({(k[0], k[3]) for k in groups})
     rows = []
     for comp in comparisons:
@@ -146,10 +152,7 @@ def family_rows(
             b = np.array([r.final for r in gb if r.complete])
             if a.size == 0 or b.size == 0:
                 continue
-            if min(a.size, b.size) >= 2:
-                diff = bootstrap_diff_ci(a, b, "mean")
-            else:
-                diff = (float(a.mean() - b.mean()), math.nan, math.nan)
+            diff = _mean_diff(a, b)
             alt = alternative if comp.confirmatory else "two-sided"
             rows.append({
                 "env": env, "budget": budget, "comparison": comp, "n_a": a.size, "n_b": b.size,
@@ -182,8 +185,6 @@ def efficiency(run) -> float:
 def efficiency_rows(groups: dict, comparisons: list[Comparison]) -> list[dict]:
     """Exploratory: per (task, budget, comparison), the difference of mean learning efficiency
     A − B with its 95% bootstrap CI and the two-sided exact permutation p (no correction)."""
-    from awmp.stats import bootstrap_diff_ci
-
     rows = []
     for comp in comparisons:
         for env, budget in sorted({(k[0], k[3]) for k in groups}):
@@ -193,10 +194,7 @@ def efficiency_rows(groups: dict, comparisons: list[Comparison]) -> list[dict]:
             a, b = a[~np.isnan(a)], b[~np.isnan(b)]
             if a.size == 0 or b.size == 0:
                 continue
-            if min(a.size, b.size) >= 2:
-                diff = bootstrap_diff_ci(a, b, "mean")
-            else:
-                diff = (float(a.mean() - b.mean()), math.nan, math.nan)
+            diff = _mean_diff(a, b)
             rows.append({
                 "env": env, "budget": budget, "comparison": comp, "n_a": a.size, "n_b": b.size,
                 "mean": diff, "p": permutation_p(a, b),
