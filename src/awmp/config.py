@@ -48,9 +48,9 @@ class RunConfig(StrictFields):
     """Train these seeds together in one process, e.g. --seeds 0,1,2,3,4 (then `seed` is unused):
     one agent, env, buffer and generator per seed, exactly as `--seed s` alone, with one vmapped
     update per step; one run directory per seed, <run-dir>/seed<s> or (no --run-dir)
-    runs/<env>/<algo>/seed<s>-<timestamp>. Pays on a GPU; on CPUs one pinned process per core
+    `runs/<env>/<algo>/seed<s>-<timestamp>`. Pays on a GPU; on CPUs one pinned process per core
     (awmp sweep, awmp experiment) finishes more runs per hour: on 2 cores 1.48x one process,
-    2 vmapped seeds 1.07x (see the README, "Many seeds")."""
+    2 vmapped seeds 1.07x (docs/guide.md, "Many seeds")."""
     total_steps: int = 1_000_000
     """Environment steps to train for."""
     preset: Literal["paper", "reference-code"] = "paper"
@@ -68,12 +68,12 @@ class RunConfig(StrictFields):
     log_interval: int = 1000
     """Environment steps between rows of train.csv losses and diagnostics."""
     run_dir: str | None = None
-    """Run directory; default runs/<env>/<algo>/seed<seed>-<timestamp>. Never overwritten."""
+    """Run directory; default `runs/<env>/<algo>/seed<seed>-<timestamp>`. Never overwritten."""
     progress: bool = True
     """Show progress: a live bar on a terminal, else (nohup, Slurm, CI) a plain line on stderr
     every log_interval steps (step, steps/s, elapsed, ETA, last eval, losses). Off: silent."""
     checkpoint_interval: int = 0
-    """Environment steps between checkpoints; 0 = auto: 5% of total_steps (README "Long runs")."""
+    """Environment steps between checkpoints; 0 = auto: 5% of total_steps (guide: "Long runs")."""
     keep_checkpoints: int = 2
     """How many of the newest checkpoints to keep (>= 1)."""
     resume: str | None = None
@@ -81,7 +81,7 @@ class RunConfig(StrictFields):
     track: Literal["none", "wandb"] = "none"
     """Also log every train.csv and eval.csv row to Weights & Biases (`pip install -e
     '.[track]'`): one W&B run per run directory, named after it, its files in <run-dir>/wandb;
-    WANDB_MODE=offline logs without an account (README "Tracking")."""
+    WANDB_MODE=offline logs without an account (docs/guide.md, "Tracking")."""
     wandb_project: str = "awmp"
     """W&B project of --track wandb runs."""
     wandb_entity: str | None = None

@@ -252,7 +252,7 @@ def _group_config(dirs: list[Path]) -> TrainConfig:
 
 def _same_experiment(cfg: TrainConfig, saved: TrainConfig) -> list[str]:
     """How `cfg` differs from a saved run's config, beyond what a resume may change: the
-    RESUME_FREE_FIELDS and a larger total_steps (extending the run, README "Extend a run")."""
+    RESUME_FREE_FIELDS and a larger total_steps (extending the run; guide: "Extend a run")."""
     theirs = experiment_fields(saved)
     if cfg.total_steps > saved.total_steps:
         theirs["total_steps"] = cfg.total_steps
@@ -285,7 +285,7 @@ def check_resume(cfg: TrainConfig) -> Path:
 
 
 def extend(run_dirs: list[Path], cfg: TrainConfig) -> None:
-    """Record a larger total_steps in each resumed run's config.json (README "Extend a run"),
+    """Record a larger total_steps in each resumed run's config.json (guide: "Extend a run"),
     with the history under "extended", before training on: the run is now one of that budget."""
     for run_dir in run_dirs:
         path = run_dir / "config.json"

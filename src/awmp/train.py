@@ -11,7 +11,7 @@ states share one leading seed axis (awmp.seedaxis). Each seed writes a normal ru
 nothing is vmapped: the numbers are those of the plain loop. `train` and `resume` return one
 `Run` (run_dir, summary); `train_seeds` and `resume_seeds` a `SeedGroup` (run_dirs, summaries).
 
-Long runs (README "Long runs"): a checkpoint (awmp.checkpoint) every `checkpoint_interval`
+Long runs (docs/guide.md, "Long runs"): a checkpoint (awmp.checkpoint) every `checkpoint_interval`
 steps, at the end, and on SIGINT/SIGTERM; `resume` continues a run from its newest checkpoint
 bit for bit on the same machine and versions. The divergence guard (awmp.guard) never lets a
 checkpoint be written from a non-finite state.
