@@ -128,3 +128,26 @@ def draw_curve(ax, runs: list, label: str, color=None, linestyle=None) -> None:
     (line,) = ax.plot(steps, mean, label=f"{label} ({count})", color=color, linestyle=linestyle)
     # The paper's Fig. 3: mean ± half a standard deviation over seeds.
     ax.fill_between(steps, mean - 0.5 * std, mean + 0.5 * std, alpha=0.2, color=line.get_color())
+
+
+def task_panels(n: int):
+    """(fig, axes): a grid of n task panels, two per row (the paper's Fig. 3 layout)."""
+    cols = min(n, 2)
+    rows = (n + cols - 1) // cols
+    return pyplot().subplots(rows, cols, figsize=(6.0 * cols, 4.0 * rows), squeeze=False)
+
+
+def finish_panels(fig, axes, n: int, path, ylabel: str, legend_loc: str | None = None):
+    """Label the first n panels (x: environment steps, a grid, a legend inside), hide the
+    rest, and save the figure to `path`."""
+    for ax in list(axes.flat)[:n]:
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc=legend_loc)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    pyplot().close(fig)
+    return path

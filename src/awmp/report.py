@@ -37,7 +37,14 @@ import numpy as np
 
 from awmp.config import NON_EXPERIMENT_FIELDS
 from awmp.errors import UserError
-from awmp.plots import curve_styles, draw_curve, mean_curve, pyplot
+from awmp.plots import (
+    curve_styles,
+    draw_curve,
+    finish_panels,
+    mean_curve,
+    pyplot,
+    task_panels,
+)
 
 # The statistics live in awmp.stats; their names stay importable from here.
 from awmp.stats import (  # noqa: F401
@@ -393,23 +400,12 @@ def plot_learning_curves(groups, refs, out: Path) -> list[Path]:
         _finish(ax, fig, f"{env}, {budget:,} steps", path)
         written.append(path)
     if len(by_task) >= 2:
-        n = len(by_task)
-        cols = min(n, 2)
-        rows = (n + cols - 1) // cols
-        fig, axes = plt.subplots(rows, cols, figsize=(6.0 * cols, 4.0 * rows), squeeze=False)
+        fig, axes = task_panels(len(by_task))
         for ax, ((env, budget), items) in zip(axes.flat, sorted(by_task.items())):
             _task_axes(ax, items, refs, env, budget, colors)
             ax.set_title(f"{env}, {budget:,} steps")
-            ax.set_xlabel("environment steps")
-            ax.set_ylabel("return (mean ± ½ std)")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-        for ax in list(axes.flat)[n:]:
-            ax.set_visible(False)
-        fig.tight_layout()
         path = out / "curves_all.png"
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-        plt.close(fig)
+        finish_panels(fig, axes, len(by_task), path, "return (mean ± ½ std)")
         written.append(path)
     return written
 

@@ -298,7 +298,6 @@ def plot_family(groups: dict, comparisons: list[Comparison], out: Path) -> Path 
     mean ± half a sample standard deviation over seeds (the paper's Fig. 3); one colour per
     algorithm, as in every report figure (awmp.plots.curve_styles), variants by line style."""
     from awmp.plots import draw_curve as _draw_curve
-    from awmp.plots import pyplot as _plt
 
     specs: list[GroupSpec] = []
     for c in comparisons:
@@ -313,29 +312,18 @@ def plot_family(groups: dict, comparisons: list[Comparison], out: Path) -> Path 
                 panels[(env, budget)].append((s, runs))
     if not panels:
         return None
-    plt = _plt()
-    from awmp.plots import curve_styles
+    from awmp.plots import curve_styles, finish_panels, task_panels
 
     styles = curve_styles([(s.algo, s.variant) for s in specs])
-    n = len(panels)
-    cols = min(n, 2)
-    rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(6.0 * cols, 4.0 * rows), squeeze=False)
+    fig, axes = task_panels(len(panels))
     for ax, ((env, budget), items) in zip(axes.flat, sorted(panels.items()), strict=False):
         for s, runs in items:
             _draw_curve(ax, runs, s.label, **styles[(s.algo, s.variant)])
         ax.set_title(f"{env}, {budget:,} steps")
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel("return (mean ± ½ sample std)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left")
-    for ax in list(axes.flat)[n:]:
-        ax.set_visible(False)
-    fig.tight_layout()
     path = out / "family.png"
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return finish_panels(
+        fig, axes, len(panels), path, "return (mean ± ½ sample std)", legend_loc="upper left"
+    )
 
 
 # --------------------------------------------------------------------------- provenance
