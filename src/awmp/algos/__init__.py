@@ -18,6 +18,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 State = Any
 Batch = dict[str, jax.Array]
@@ -87,6 +88,19 @@ class Agent:
     hook: Hook | None = None
     acting_fields: tuple[str, ...] | None = None
 
+    @classmethod
+    def of(cls, algo: Any, name: str, **fields: Any) -> Agent:
+        """The Agent of an algorithm object's pure methods `init`, `act`, `act_deterministic`
+        and `update` (as every algorithm module's class has them), with the other `fields`."""
+        return cls(
+            name=name,
+            init=algo.init,
+            act=algo.act,
+            act_deterministic=algo.act_deterministic,
+            update=algo.update,
+            **fields,
+        )
+
 
 @dataclass(frozen=True)
 class Algorithm:
@@ -117,6 +131,28 @@ class Algorithm:
 def polyak(target: Any, online: Any, tau: float) -> Any:
     """target <- tau * online + (1 - tau) * target, leaf by leaf."""
     return jax.tree.map(lambda t, o: t + tau * (o - t), target, online)
+
+
+def init_actor_critic(key: jax.Array, spec: Any, actor_net: Any, *nets: Any) -> tuple:
+    """(actor, *params, key): an actor's initial parameters (its input: obs (1, obs_dim)), each
+    of `nets`' (inputs: obs and an action (1, act_dim); a critic first, then e.g. a prior
+    network), each from its own key split off `key`, and the key that is left. SAC, SAC-GMM,
+    TD3, TD3-AWMP and CrossQ initialise this way."""
+    *keys, key = jax.random.split(key, 2 + len(nets))
+    obs = jnp.zeros((1, spec.obs_dim))
+    act = jnp.zeros((1, spec.act_dim))
+    actor = actor_net.init(keys[0], obs)
+    return actor, *(net.init(k, obs, act) for net, k in zip(nets, keys[1:])), key
+
+
+def gradient_step(
+    loss: Callable, params: Any, opt_state: Any, opt: Any, has_aux: bool = False
+) -> tuple[Any, Any, Any]:
+    """One optimiser step on `loss` at `params`: (loss(params) (with its aux when `has_aux`),
+    the new params, the new optimiser state)."""
+    out, grads = jax.value_and_grad(loss, has_aux=has_aux)(params)
+    updates, opt_state = opt.update(grads, opt_state)
+    return out, optax.apply_updates(params, updates), opt_state
 
 
 def make_update_burst(agent: Agent) -> Callable:

@@ -23,7 +23,6 @@ code (adityab/CrossQ, train.py `-algo crossq`, sbx/sac/{sac,policies}.py); docs/
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +32,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from awmp.algos import Agent, Algorithm
+from awmp.algos import Agent, Algorithm, init_actor_critic
+from awmp.algos.sac import check_temperature, initial_log_alpha
 from awmp.distributions import sample_tanh_gaussian
 from awmp.envs import EnvSpec
 from awmp.errors import require
@@ -92,12 +92,7 @@ def check(cfg: CrossQConfig, _train) -> None:
     require(0 <= cfg.adam_b1 < 1, "crossq.adam_b1", cfg.adam_b1, "in [0, 1)")
     require(0 <= cfg.adam_b2 < 1, "crossq.adam_b2", cfg.adam_b2, "in [0, 1)")
     require(cfg.policy_delay >= 1, "crossq.policy_delay", cfg.policy_delay, ">= 1")
-    require(
-        cfg.alpha >= 0 and math.isfinite(cfg.alpha), "crossq.alpha", cfg.alpha, "finite and >= 0"
-    )
-    require(
-        not (cfg.learn_alpha and cfg.alpha <= 0), "crossq.alpha", cfg.alpha, "> 0 with learn_alpha"
-    )
+    check_temperature(cfg, "crossq")
     require(0 <= cfg.brn_momentum < 1, "crossq.brn_momentum", cfg.brn_momentum, "in [0, 1)")
     require(cfg.brn_epsilon > 0, "crossq.brn_epsilon", cfg.brn_epsilon, "> 0")
     require(cfg.brn_r_max >= 1, "crossq.brn_r_max", cfg.brn_r_max, ">= 1")
@@ -239,13 +234,13 @@ class CrossQ:
         self.target_entropy = -float(spec.act_dim)
 
     def init(self, key: jax.Array) -> CrossQState:
-        spec, cfg, nets, opt = self.spec, self.cfg, self.nets, self.opt
-        k_actor, k_critic, key = jax.random.split(key, 3)
-        obs = jnp.zeros((1, spec.obs_dim))
-        act = jnp.zeros((1, spec.act_dim))
-        actor, actor_stats = _split(nets.actor_eval.init(k_actor, obs))
-        critic, critic_stats = _split(nets.critic_eval.init(k_critic, obs, act))
-        log_alpha = jnp.asarray(math.log(cfg.alpha) if cfg.alpha > 0 else -jnp.inf, jnp.float32)
+        nets, opt = self.nets, self.opt
+        actor_vars, critic_vars, key = init_actor_critic(
+            key, self.spec, nets.actor_eval, nets.critic_eval
+        )
+        actor, actor_stats = _split(actor_vars)
+        critic, critic_stats = _split(critic_vars)
+        log_alpha = initial_log_alpha(self.cfg.alpha)
         return CrossQState(
             actor=actor,
             actor_stats=actor_stats,
@@ -355,16 +350,9 @@ class CrossQ:
 
     @functools.cached_property
     def agent(self) -> Agent:
-        return Agent(
-            name="crossq",
-            init=self.init,
-            act=self.act,
-            act_deterministic=self.act_deterministic,
-            update=self.update,
-            # act: actor, its BRN statistics (eval mode; {} without actor_brn) and key;
-            # act_deterministic: actor and statistics. The critics and alpha are not read.
-            acting_fields=("actor", "actor_stats", "key"),
-        )
+        # act: actor, its BRN statistics (eval mode; {} without actor_brn) and key;
+        # act_deterministic: actor and statistics. The critics and alpha are not read.
+        return Agent.of(self, "crossq", acting_fields=("actor", "actor_stats", "key"))
 
 
 def build(spec: EnvSpec, cfg: CrossQConfig) -> CrossQ:

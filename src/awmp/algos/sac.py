@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from awmp.algos import Agent, Algorithm, polyak
+from awmp.algos import Agent, Algorithm, gradient_step, init_actor_critic, polyak
 from awmp.distributions import sample_tanh_gaussian
 from awmp.envs import EnvSpec
 from awmp.errors import require
@@ -50,9 +50,23 @@ class SACConfig(StrictFields):
 def check(cfg: SACConfig, _train) -> None:
     """SAC's own checks (awmp.config.validate does the common ones)."""
     require(0 < cfg.tau <= 1, "sac.tau", cfg.tau, "in (0, 1]")
-    require(cfg.alpha >= 0 and math.isfinite(cfg.alpha), "sac.alpha", cfg.alpha, "finite and >= 0")
+    check_temperature(cfg, "sac")
+
+
+def check_temperature(cfg: Any, section: str) -> None:
+    """The checks of `alpha` and `learn_alpha` (SAC, SAC-GMM, CrossQ): finite and >= 0, > 0 when
+    learned (its initial value)."""
     require(
-        not (cfg.learn_alpha and cfg.alpha <= 0), "sac.alpha", cfg.alpha, "> 0 with learn_alpha"
+        cfg.alpha >= 0 and math.isfinite(cfg.alpha),
+        f"{section}.alpha",
+        cfg.alpha,
+        "finite and >= 0",
+    )
+    require(
+        not (cfg.learn_alpha and cfg.alpha <= 0),
+        f"{section}.alpha",
+        cfg.alpha,
+        "> 0 with learn_alpha",
     )
 
 
@@ -69,43 +83,131 @@ class SACState:
     step: jax.Array
 
 
-class SAC:
-    """SAC's networks and pure functions for one (EnvSpec, SACConfig).
+def initial_log_alpha(alpha: float) -> jax.Array:
+    """log alpha as the state holds it: the log of the configured alpha, -inf for alpha = 0."""
+    return jnp.asarray(math.log(alpha) if alpha > 0 else -jnp.inf, jnp.float32)
+
+
+def step_metrics(
+    q_loss: jax.Array, pi_loss: jax.Array, q: jax.Array, logp: jax.Array, alpha: jax.Array
+) -> dict[str, jax.Array]:
+    """One gradient step's metrics: the losses, mean Q, the entropy estimate -mean log pi, alpha."""
+    return {
+        "q_loss": q_loss,
+        "pi_loss": pi_loss,
+        "q_mean": jnp.mean(q),
+        "entropy": -jnp.mean(logp),
+        "alpha": alpha,
+    }
+
+
+class SoftActorCritic:
+    """SAC's parts that do not depend on the policy's form, shared by `SAC` and SAC-GMM
+    (awmp.algos.sac_gmm.SACGMM): twin critics with a Polyak target, a fixed or learned alpha.
+
+    A subclass adds its policy network; its state has the policy's fields (SAC: actor,
+    actor_opt; SAC-GMM: policy, policy_opt) and critic, target_critic, log_alpha, critic_opt,
+    alpha_opt, key, step.
+    """
+
+    def __init__(self, spec: EnvSpec, cfg: Any) -> None:
+        self.spec, self.cfg = spec, cfg
+        self.critic_net = TwinCritic(tuple(cfg.hidden))
+        self.opt = optax.adam(cfg.lr)
+        self.target_entropy = -float(spec.act_dim)
+
+    def init_fields(self, key: jax.Array, policy_net: Any, policy: str = "actor") -> dict:
+        """The initial state's fields: the policy's parameters and Adam state (named `policy`
+        and `policy`_opt), the critics with their target equal to them, log alpha from
+        `cfg.alpha` with its Adam state, the key left after initialising, step 0."""
+        opt = self.opt
+        params, critic, key = init_actor_critic(key, self.spec, policy_net, self.critic_net)
+        log_alpha = initial_log_alpha(self.cfg.alpha)
+        return {
+            policy: params,
+            "critic": critic,
+            "target_critic": critic,
+            "log_alpha": log_alpha,
+            f"{policy}_opt": opt.init(params),
+            "critic_opt": opt.init(critic),
+            "alpha_opt": opt.init(log_alpha),
+            "key": key,
+            "step": jnp.zeros((), jnp.int32),
+        }
+
+    def alpha(self, state: Any) -> jax.Array:
+        """The entropy temperature: learned (exp log_alpha) or the configured constant."""
+        return jnp.exp(state.log_alpha) if self.cfg.learn_alpha else jnp.asarray(self.cfg.alpha)
+
+    def critic_step(
+        self, state: Any, batch: dict, next_a: jax.Array, next_logp: jax.Array, alpha: jax.Array
+    ) -> tuple[tuple[jax.Array, jax.Array], Any, Any]:
+        """One Adam step of the twin critics: ((J_Q, Q (2, B)), critics, their Adam state).
+
+        J_Q = 1/2 sum_j mean (Q_j(s,a) - y)^2 (eq. 22) on the target (eq. 23, SAC-v2 form)
+        y = r + gamma (1 - terminated) (min_j Qbar_j(s',a') - alpha log pi(a'|s')), given the
+        next action a' ~ pi(.|s') (B, d) and log pi(a'|s') (B,); it bootstraps unless truly
+        terminated.
+        """
+        critic_net, gamma = self.critic_net, self.cfg.gamma
+        next_q = jnp.min(critic_net.apply(state.target_critic, batch["next_obs"], next_a), axis=0)
+        y = batch["reward"] + gamma * (1.0 - batch["terminated"]) * (next_q - alpha * next_logp)
+        y = jax.lax.stop_gradient(y)
+
+        def critic_loss(params):  # eq. 22: 1/2 (Q_j(s,a) - y)^2, summed over j = 1, 2
+            q = critic_net.apply(params, batch["obs"], batch["action"])  # (2, B)
+            return 0.5 * jnp.sum(jnp.mean((q - y) ** 2, axis=1)), q
+
+        return gradient_step(critic_loss, state.critic, state.critic_opt, self.opt, has_aux=True)
+
+    def next_state(
+        self,
+        state: Any,
+        key: jax.Array,
+        critic: Any,
+        critic_opt: Any,
+        logp: jax.Array,
+        **policy: Any,
+    ) -> Any:
+        """The state after one gradient step, from the stepped critics and policy (`policy`:
+        its fields by name): with `learn_alpha`, one Adam step of log alpha on
+        J(alpha) = E[-log alpha (log pi(a~|s) + target_entropy)] (Haarnoja et al. 2018b, eq.
+        18; logp: the actor's estimate of log pi, held fixed); the Polyak step of the target
+        critics (tau); the new key; step + 1."""
+        log_alpha, alpha_opt = state.log_alpha, state.alpha_opt
+        if self.cfg.learn_alpha:  # Haarnoja et al. 2018b, eq. 18
+            entropy_gap = jax.lax.stop_gradient(logp + self.target_entropy)
+
+            def alpha_loss(la):
+                return -jnp.mean(la * entropy_gap)
+
+            _, log_alpha, alpha_opt = gradient_step(alpha_loss, log_alpha, alpha_opt, self.opt)
+        return state.replace(
+            critic=critic,
+            target_critic=polyak(state.target_critic, critic, self.cfg.tau),
+            log_alpha=log_alpha,
+            critic_opt=critic_opt,
+            alpha_opt=alpha_opt,
+            key=key,
+            step=state.step + 1,
+            **policy,
+        )
+
+
+class SAC(SoftActorCritic):
+    """SAC's networks and pure functions for one (EnvSpec, SACConfig): the tanh-Gaussian actor
+    here, the critics and alpha in `SoftActorCritic`.
 
     `agent` is what the training loop uses; the methods are pure functions of a state (as in
     awmp.algos.sac_awmp.AWMP), so tests and tools can call them directly.
     """
 
     def __init__(self, spec: EnvSpec, cfg: SACConfig) -> None:
-        self.spec, self.cfg = spec, cfg
+        super().__init__(spec, cfg)
         self.actor_net = GaussianPolicy(tuple(cfg.hidden), spec.act_dim)
-        self.critic_net = TwinCritic(tuple(cfg.hidden))
-        self.opt = optax.adam(cfg.lr)
-        self.target_entropy = -float(spec.act_dim)
 
     def init(self, key: jax.Array) -> SACState:
-        cfg, spec, opt = self.cfg, self.spec, self.opt
-        k_actor, k_critic, key = jax.random.split(key, 3)
-        obs = jnp.zeros((1, spec.obs_dim))
-        act = jnp.zeros((1, spec.act_dim))
-        actor = self.actor_net.init(k_actor, obs)
-        critic = self.critic_net.init(k_critic, obs, act)
-        log_alpha = jnp.asarray(math.log(cfg.alpha) if cfg.alpha > 0 else -jnp.inf, jnp.float32)
-        return SACState(
-            actor=actor,
-            critic=critic,
-            target_critic=critic,
-            log_alpha=log_alpha,
-            actor_opt=opt.init(actor),
-            critic_opt=opt.init(critic),
-            alpha_opt=opt.init(log_alpha),
-            key=key,
-            step=jnp.zeros((), jnp.int32),
-        )
-
-    def alpha(self, state: SACState) -> jax.Array:
-        """The entropy temperature: learned (exp log_alpha) or the configured constant."""
-        return jnp.exp(state.log_alpha) if self.cfg.learn_alpha else jnp.asarray(self.cfg.alpha)
+        return SACState(**self.init_fields(key, self.actor_net))
 
     def act(self, state: SACState, obs: jax.Array) -> tuple[SACState, jax.Array, dict]:
         """A tanh-Gaussian sample (exploration); the state's key advances."""
@@ -121,24 +223,14 @@ class SAC:
 
     def update(self, state: SACState, batch: dict) -> tuple[SACState, dict]:
         """One gradient step: critics (eq. 22-23), policy (eq. 26), alpha (eq. 18), target."""
-        cfg, opt, actor_net, critic_net = self.cfg, self.opt, self.actor_net, self.critic_net
+        opt, actor_net, critic_net = self.opt, self.actor_net, self.critic_net
         key, k_next, k_pi = jax.random.split(state.key, 3)
         alpha = self.alpha(state)
 
-        # Critic target (eq. 23, SAC-v2 form): bootstrap unless truly terminated.
+        # Critics on eq. 22-23 at a' ~ pi(.|s').
         mean, log_std = actor_net.apply(state.actor, batch["next_obs"])
         next_a, next_logp = sample_tanh_gaussian(k_next, mean, log_std)
-        next_q = jnp.min(critic_net.apply(state.target_critic, batch["next_obs"], next_a), axis=0)
-        y = batch["reward"] + cfg.gamma * (1.0 - batch["terminated"]) * (next_q - alpha * next_logp)
-        y = jax.lax.stop_gradient(y)
-
-        def critic_loss(params):  # eq. 22: 1/2 (Q_j(s,a) - y)^2, summed over j = 1, 2
-            q = critic_net.apply(params, batch["obs"], batch["action"])  # (2, B)
-            return 0.5 * jnp.sum(jnp.mean((q - y) ** 2, axis=1)), q
-
-        (q_loss, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic)
-        updates, critic_opt = opt.update(grads, state.critic_opt)
-        critic = optax.apply_updates(state.critic, updates)
+        (q_loss, q), critic, critic_opt = self.critic_step(state, batch, next_a, next_logp, alpha)
 
         def actor_loss(params):  # eq. 26 with O = 1: alpha log pi(a~|s) - min_j Q_j(s, a~)
             mean, log_std = actor_net.apply(params, batch["obs"])
@@ -146,53 +238,20 @@ class SAC:
             q_pi = jnp.min(critic_net.apply(critic, batch["obs"], a), axis=0)
             return jnp.mean(alpha * logp - q_pi), logp
 
-        (pi_loss, logp), grads = jax.value_and_grad(actor_loss, has_aux=True)(state.actor)
-        updates, actor_opt = opt.update(grads, state.actor_opt)
-        actor = optax.apply_updates(state.actor, updates)
-
-        log_alpha, alpha_opt = state.log_alpha, state.alpha_opt
-        if cfg.learn_alpha:  # Haarnoja et al. 2018b, eq. 18
-            entropy_gap = jax.lax.stop_gradient(logp + self.target_entropy)
-
-            def alpha_loss(la):
-                return -jnp.mean(la * entropy_gap)
-
-            grads = jax.grad(alpha_loss)(state.log_alpha)
-            updates, alpha_opt = opt.update(grads, state.alpha_opt)
-            log_alpha = optax.apply_updates(state.log_alpha, updates)
-
-        new_state = state.replace(
-            actor=actor,
-            critic=critic,
-            target_critic=polyak(state.target_critic, critic, cfg.tau),
-            log_alpha=log_alpha,
-            actor_opt=actor_opt,
-            critic_opt=critic_opt,
-            alpha_opt=alpha_opt,
-            key=key,
-            step=state.step + 1,
+        (pi_loss, logp), actor, actor_opt = gradient_step(
+            actor_loss, state.actor, state.actor_opt, opt, has_aux=True
         )
-        metrics = {
-            "q_loss": q_loss,
-            "pi_loss": pi_loss,
-            "q_mean": jnp.mean(q),
-            "entropy": -jnp.mean(logp),
-            "alpha": alpha,
-        }
-        return new_state, metrics
+        # alpha (eq. 18) and the target critics
+        new_state = self.next_state(
+            state, key, critic, critic_opt, logp, actor=actor, actor_opt=actor_opt
+        )
+        return new_state, step_metrics(q_loss, pi_loss, q, logp, alpha)
 
     @functools.cached_property
     def agent(self) -> Agent:
         """The Agent the training loop uses (awmp.algos interface)."""
-        return Agent(
-            name="sac",
-            init=self.init,
-            act=self.act,
-            act_deterministic=self.act_deterministic,
-            update=self.update,
-            # act: actor and key (split); act_deterministic: actor. Alpha is not read.
-            acting_fields=("actor", "key"),
-        )
+        # act: actor and key (split); act_deterministic: actor. Alpha is not read.
+        return Agent.of(self, "sac", acting_fields=("actor", "key"))
 
 
 def build(spec: EnvSpec, cfg: SACConfig) -> SAC:

@@ -30,7 +30,6 @@ from typing import Any, Literal
 import flax.struct
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from awmp.algos import Agent, Algorithm, mixture, polyak, prior
@@ -44,7 +43,6 @@ from awmp.algos.prior import (  # noqa: F401 - the prior's math, public here as 
     prior_weights,
     uniform_log_density,
 )
-from awmp.buffer import ReplayBuffer
 from awmp.distributions import gaussian_log_prob, log_det_tanh_jacobian
 from awmp.envs import EnvSpec
 from awmp.errors import require
@@ -311,11 +309,13 @@ def value_target(soft_q: jax.Array, log_u: jax.Array, alpha_g: float) -> jax.Arr
 # ---------------------------------------------------------------------------------------------
 
 
-class AWMP:
+class AWMP(mixture.PriorMethods):
     """SAC-AWMP's networks and pure functions for one (EnvSpec, AWMPConfig).
 
     `agent` is what the training loop uses; the other attributes are the pieces it is made of,
-    public so tests and tools (e.g. `awmp inspect`) can call them on a state.
+    public so tests and tools (e.g. `awmp inspect`) can call them on a state. The prior
+    network's methods (`advantage`, `prior_objective`, `prior_burst`, the hook's host side)
+    are those TD3-AWMP shares (awmp.algos.mixture.PriorMethods).
     """
 
     def __init__(self, spec: EnvSpec, cfg: AWMPConfig) -> None:
@@ -326,6 +326,7 @@ class AWMP:
         self.value_net = ValueNet(tuple(cfg.hidden))
         self.prior_net = prior.make_prior_net(cfg, o, spec.obs_dim, spec.act_dim)
         self.opt = optax.adam(cfg.lr)
+        self.prior_opt = self.opt  # one Adam for every network (paper Tables 2-3)
 
     # -- state ------------------------------------------------------------------------------
 
@@ -401,8 +402,7 @@ class AWMP:
 
         obs (B, s); a (O, B, d); logp (O, B). Eq. 16-17; no gradient reaches any parameter.
         """
-        obs_o = jnp.broadcast_to(obs, (a.shape[0], *obs.shape))
-        q_bar1 = self.critic_net.apply(sg(params["target_critic"]), obs_o, sg(a))[0]  # (O, B)
+        q_bar1 = mixture.gating_q(self.critic_net, params["target_critic"], obs, a)  # (O, B)
         return gating_log_weights(
             q_bar1.T, sg(logp).T, self.alpha(params), self.cfg.gating_temperature
         )
@@ -451,8 +451,7 @@ class AWMP:
         rho = jnp.exp(log_rho)
         if action is None:
             action = jnp.einsum("bo,obd->bd", rho, a)
-        logits, _ = self.prior_net.apply(state.prior, obs, action)
-        return rho, prior_weights(logits)
+        return rho, self.prior_weights_at(state, obs, action)
 
     def mean_actions(self, state: AWMPState, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         """The components' deterministic actions tanh(mu_g) (O, B, d) and the gating log rho
@@ -482,7 +481,7 @@ class AWMP:
         o = cfg.num_components
 
         # eq. 23: Qhat = r + gamma (1 - terminated) Vbar(s'); bootstrap through truncation.
-        v_next = self.value_net.apply(sg(params["target_value"]), batch["next_obs"])
+        v_next = self.target_value(params, batch["next_obs"])
         q_hat = sg(batch["reward"] + cfg.gamma * (1.0 - batch["terminated"]) * v_next)
         q = self.critic_net.apply(params["critic"], obs, batch["action"])  # (2, B)
         q_loss = 0.5 * jnp.sum(jnp.mean((q - q_hat) ** 2, axis=1))  # eq. 22, summed over j
@@ -490,16 +489,14 @@ class AWMP:
         # One reparameterised sample per component (eq. 27-28), shared by V target and policy.
         mean, log_std = self.policy_net.apply(params["policy"], obs)  # (O, B, d)
         a, logp = squash(mean, log_std, noise["eps"])  # (O, B, d), (O, B)
-        obs_o = jnp.broadcast_to(obs, (o, *obs.shape))
         # min_j Q_j(s, a_g): Q's parameters are frozen here, the gradient flows through a_g only.
-        q_pi = jnp.min(self.critic_net.apply(sg(params["critic"]), obs_o, a), axis=0)  # (O, B)
+        q_pi = jnp.min(mixture.critic_at(self.critic_net, sg(params["critic"]), obs, a), axis=0)
 
         log_rho = self.log_rho(params, obs, mean, log_std, a, logp, noise)  # eq. 16-17, (B, O)
-        if cfg.prior_action == "policy":  # Algorithm 1 l.15-16: h = P(.|s, a~), a~ ~ pi(.|s)
-            a_prior = self.executed_action(sg(a), log_rho, noise["gumbel"])
-        else:  # the reference code: h = P(.|s, a) at the stored action
-            a_prior = batch["action"]
-        logits, _ = self.prior_net.apply(sg(params["prior"]), obs, a_prior)
+        # h = P(.|s, a~): a~ ~ pi(.|s), the mixture's action (Alg. 1 l.15-16), or the stored a
+        logits = self.prior_logits(
+            params, batch, lambda: self.executed_action(sg(a), log_rho, noise["gumbel"])
+        )
         log_h = sg(jax.nn.log_softmax(logits, axis=-1))  # (B, O), held fixed
         h = jnp.exp(log_h)
 
@@ -591,68 +588,16 @@ class AWMP:
         upd, alpha_opt = self.opt.update(grad, state.alpha_opt)
         return {"log_alpha": optax.apply_updates(state.log_alpha, upd), "alpha_opt": alpha_opt}
 
-    # -- the prior network ------------------------------------------------------------------
+    # -- the prior network (awmp.algos.prior; the methods: mixture.PriorMethods) -------------
 
-    def prior_objective(
-        self, params: dict, batch: dict, eps: jax.Array
-    ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """J_eta (eq. 5) on one B_on batch (obs, action, log_mu) and its diagnostics.
-
-        eps: (B, s + d) standard normals of the perturbation x~ = x + sigma |x| eps.
-        Only the prior's parameters receive a gradient.
-        """
-        cfg = self.cfg
-
-        def advantage(batch: dict) -> jax.Array:  # eq. 19 with the target nets: min Qbar - Vbar
-            obs, action = batch["obs"], batch["action"]
-            q_bar = jnp.min(self.critic_net.apply(sg(params["target_critic"]), obs, action), axis=0)
-            return q_bar - self.value_net.apply(sg(params["target_value"]), obs)
-
-        return prior.prior_objective(self.prior_net, cfg, params["prior"], batch, eps, advantage)
-
-    def prior_burst(self, state: AWMPState, data: dict) -> tuple[AWMPState, dict]:
-        """One burst of prior updates: `lax.scan` over data's leading axis (K steps).
-
-        data: obs (K, B, s), action (K, B, d), log_mu (K, B). Returns the new state and the
-        diagnostics' burst mean (`prior_mi`, ...) plus `prior_mi_last`, `prior_ess_last` and
-        `prior_ess_min`.
-        """
-        frozen = self.nets(state)
-        return prior.prior_burst(
-            state,
-            data,
-            lambda p, batch, e: self.prior_objective({**frozen, "prior": p}, batch, e),
-            self.opt,
-            self.spec.obs_dim + self.spec.act_dim,
-        )
-
-    def hook_metric_names(self) -> tuple[str, ...]:
-        return prior.hook_metric_names(self.cfg)
-
-    def draw_prior_data(
-        self, env_step: int, buffer: ReplayBuffer, rng: np.random.Generator, grad_steps: int
-    ) -> dict[str, np.ndarray] | None:
-        """The host side of the loop's hook (`prior.draw_prior_data`: a burst's data every
-        `prior_interval` steps, none before the first gradient step)."""
-        return prior.draw_prior_data(self.cfg, env_step, buffer, rng, grad_steps)
-
-    def burst_due(self, env_step: int) -> bool:
-        """Whether a prior burst may be due after `env_step` (every `prior_interval` steps)."""
-        return prior.burst_due(self.cfg, env_step)
+    def target_value(self, params: dict, obs: jax.Array) -> jax.Array:
+        """Vbar(s) (B,), the target value network (psi-bar): the Q target's (eq. 23) and the
+        advantage's (eq. 19). No gradient."""
+        return self.value_net.apply(sg(params["target_value"]), obs)
 
     @functools.cached_property
     def agent(self) -> Agent:
-        return Agent(
-            name="sac-awmp",
-            init=self.init,
-            act=self.act,
-            act_deterministic=self.act_deterministic,
-            update=self.update,
-            extra_fields={"log_mu": ()},
-            warmup_extras=mixture.warmup_log_mu(self.spec.act_dim),
-            hook=mixture.prior_hook(self.cfg, self.prior_burst),
-            acting_fields=self.acting_fields(),
-        )
+        return self.mixture_agent("sac-awmp", self.acting_fields())
 
     def acting_fields(self) -> tuple[str, ...]:
         """The state fields act, act_deterministic and `weights` (awmp inspect) read: the

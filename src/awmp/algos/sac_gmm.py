@@ -23,21 +23,19 @@ docs/ALGORITHM.md, "SAC-GMM", which says what comes from He et al. and what is t
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import flax.struct
 import jax
 import jax.numpy as jnp
-import optax
 
-from awmp.algos import Agent, Algorithm, polyak
+from awmp.algos import Agent, Algorithm, gradient_step, mixture, sac
 from awmp.algos.mixture import argmax_pick, gumbel_max, pick
 from awmp.distributions import tanh_gaussian_log_prob, tanh_mixture_log_prob
 from awmp.envs import EnvSpec
 from awmp.errors import require
-from awmp.networks import MixturePolicy, TwinCritic
+from awmp.networks import MixturePolicy
 from awmp.strict import StrictFields
 
 sg = jax.lax.stop_gradient
@@ -79,12 +77,7 @@ def check(cfg: SACGMMConfig, _train) -> None:
     )
     require(cfg.estimator in ESTIMATORS, "sac_gmm.estimator", cfg.estimator, "mrp|lr")
     require(0 < cfg.tau <= 1, "sac_gmm.tau", cfg.tau, "in (0, 1]")
-    require(
-        cfg.alpha >= 0 and math.isfinite(cfg.alpha), "sac_gmm.alpha", cfg.alpha, "finite and >= 0"
-    )
-    require(
-        not (cfg.learn_alpha and cfg.alpha <= 0), "sac_gmm.alpha", cfg.alpha, "> 0 with learn_alpha"
-    )
+    sac.check_temperature(cfg, "sac_gmm")
 
 
 @flax.struct.dataclass
@@ -175,43 +168,21 @@ def actor_objective(
 # ---------------------------------------------------------------------------------------------
 
 
-class SACGMM:
-    """SAC-GMM's networks and pure functions for one (EnvSpec, SACGMMConfig).
+class SACGMM(sac.SoftActorCritic):
+    """SAC-GMM's networks and pure functions for one (EnvSpec, SACGMMConfig): the mixture policy
+    here, the critics and alpha SAC's (awmp.algos.sac.SoftActorCritic).
 
     `agent` is what the training loop uses; the methods are pure functions of a state, so
     tests and tools (`awmp inspect`: `weights`, `component_actions`) can call them directly.
     """
 
     def __init__(self, spec: EnvSpec, cfg: SACGMMConfig) -> None:
-        self.spec, self.cfg = spec, cfg
+        super().__init__(spec, cfg)
         self.policy_net = MixturePolicy(tuple(cfg.hidden), spec.act_dim, cfg.num_components)
-        self.critic_net = TwinCritic(tuple(cfg.hidden))
-        self.opt = optax.adam(cfg.lr)
-        self.target_entropy = -float(spec.act_dim)
 
     def init(self, key: jax.Array) -> SACGMMState:
-        cfg, spec, opt = self.cfg, self.spec, self.opt
-        k_actor, k_critic, key = jax.random.split(key, 3)
-        obs = jnp.zeros((1, spec.obs_dim))
-        act = jnp.zeros((1, spec.act_dim))
-        policy = self.policy_net.init(k_actor, obs)
-        critic = self.critic_net.init(k_critic, obs, act)
-        log_alpha = jnp.asarray(math.log(cfg.alpha) if cfg.alpha > 0 else -jnp.inf, jnp.float32)
-        return SACGMMState(
-            policy=policy,
-            critic=critic,
-            target_critic=critic,
-            log_alpha=log_alpha,
-            policy_opt=opt.init(policy),
-            critic_opt=opt.init(critic),
-            alpha_opt=opt.init(log_alpha),
-            key=key,
-            step=jnp.zeros((), jnp.int32),
-        )
-
-    def alpha(self, state: SACGMMState) -> jax.Array:
-        """The entropy temperature: learned (exp log_alpha) or the configured constant."""
-        return jnp.exp(state.log_alpha) if self.cfg.learn_alpha else jnp.asarray(self.cfg.alpha)
+        """SAC's initial state with the mixture policy under the name `policy`."""
+        return SACGMMState(**self.init_fields(key, self.policy_net, "policy"))
 
     def noise(self, key: jax.Array, batch_size: int) -> tuple[jax.Array, jax.Array]:
         """eps (O, B, d) from `key` itself and Gumbels (B, O) from fold_in(key, 1): with O = 1
@@ -258,26 +229,15 @@ class SACGMM:
         alpha = self.alpha(state)
         b = batch["obs"].shape[0]
 
-        # eq. G3: y = r + gamma (1 - terminated) (min_j Qbar_j(s', a') - alpha log pi(a'|s')).
+        # eq. G3: SAC's critics (eq. 22-23) at a' ~ pi(.|s') from the mixture, log pi exact.
         logits, mean, log_std = policy_net.apply(state.policy, batch["next_obs"])
         next_a, next_logp = sample_mixture(logits, mean, log_std, *self.noise(k_next, b))
-        next_q = jnp.min(critic_net.apply(state.target_critic, batch["next_obs"], next_a), axis=0)
-        y = batch["reward"] + cfg.gamma * (1.0 - batch["terminated"]) * (next_q - alpha * next_logp)
-        y = jax.lax.stop_gradient(y)
-
-        def critic_loss(params):  # 1/2 (Q_j(s,a) - y)^2, summed over j = 1, 2 (as SAC)
-            q = critic_net.apply(params, batch["obs"], batch["action"])  # (2, B)
-            return 0.5 * jnp.sum(jnp.mean((q - y) ** 2, axis=1)), q
-
-        (q_loss, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic)
-        updates, critic_opt = opt.update(grads, state.critic_opt)
-        critic = optax.apply_updates(state.critic, updates)
+        (q_loss, q), critic, critic_opt = self.critic_step(state, batch, next_a, next_logp, alpha)
 
         eps, gumbel = self.noise(k_pi, b)
-        obs_o = jnp.broadcast_to(batch["obs"], (cfg.num_components, *batch["obs"].shape))
 
         def q_fn(a):  # min_j Q_j(s, a_i) with the updated critic held fixed (as SAC)
-            return jnp.min(critic_net.apply(critic, obs_o, a), axis=0)
+            return jnp.min(mixture.critic_at(critic_net, critic, batch["obs"], a), axis=0)
 
         def actor_loss(params):  # eq. G4 by the estimator of eq. G5 (mrp) or G6 (lr)
             logits, mean, log_std = policy_net.apply(params, batch["obs"])
@@ -286,39 +246,14 @@ class SACGMM:
             )
             return jnp.mean(surrogate), (logp, jnp.exp(jax.nn.log_softmax(logits, axis=-1)))
 
-        (pi_loss, (logp, w)), grads = jax.value_and_grad(actor_loss, has_aux=True)(state.policy)
-        updates, policy_opt = opt.update(grads, state.policy_opt)
-        policy = optax.apply_updates(state.policy, updates)
-
-        log_alpha, alpha_opt = state.log_alpha, state.alpha_opt
-        if cfg.learn_alpha:  # Haarnoja et al. 2018b, eq. 18, with the actor's log pi estimate
-            entropy_gap = jax.lax.stop_gradient(logp + self.target_entropy)
-
-            def alpha_loss(la):
-                return -jnp.mean(la * entropy_gap)
-
-            grads = jax.grad(alpha_loss)(state.log_alpha)
-            updates, alpha_opt = opt.update(grads, state.alpha_opt)
-            log_alpha = optax.apply_updates(state.log_alpha, updates)
-
-        new_state = state.replace(
-            policy=policy,
-            critic=critic,
-            target_critic=polyak(state.target_critic, critic, cfg.tau),
-            log_alpha=log_alpha,
-            policy_opt=policy_opt,
-            critic_opt=critic_opt,
-            alpha_opt=alpha_opt,
-            key=key,
-            step=state.step + 1,
+        (pi_loss, (logp, w)), policy, policy_opt = gradient_step(
+            actor_loss, state.policy, state.policy_opt, opt, has_aux=True
         )
-        metrics = {
-            "q_loss": q_loss,
-            "pi_loss": pi_loss,
-            "q_mean": jnp.mean(q),
-            "entropy": -jnp.mean(logp),
-            "alpha": alpha,
-        }
+        # SAC's alpha step (eq. 18) with the actor's log pi estimate, and the target critics
+        new_state = self.next_state(
+            state, key, critic, critic_opt, logp, policy=policy, policy_opt=policy_opt
+        )
+        metrics = sac.step_metrics(q_loss, pi_loss, q, logp, alpha)
         w_mean = jnp.mean(w, axis=0)
         for i in range(cfg.num_components):
             metrics[f"w_{i}"] = w_mean[i]
@@ -327,15 +262,8 @@ class SACGMM:
     @functools.cached_property
     def agent(self) -> Agent:
         """The Agent the training loop uses (awmp.algos interface)."""
-        return Agent(
-            name="sac-gmm",
-            init=self.init,
-            act=self.act,
-            act_deterministic=self.act_deterministic,
-            update=self.update,
-            # act: policy and key (split); act_deterministic, weights: policy.
-            acting_fields=("policy", "key"),
-        )
+        # act: policy and key (split); act_deterministic, weights: policy.
+        return Agent.of(self, "sac-gmm", acting_fields=("policy", "key"))
 
 
 def build(spec: EnvSpec, cfg: SACGMMConfig) -> SACGMM:

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from awmp.algos import Agent, Algorithm, polyak
+from awmp.algos import Agent, Algorithm, gradient_step, init_actor_critic, polyak
 from awmp.envs import EnvSpec
 from awmp.errors import require
 from awmp.networks import DeterministicPolicy, TwinCritic
@@ -60,11 +60,16 @@ class TD3Config(StrictFields):
 
 def check(cfg: TD3Config, _train) -> None:
     """TD3's own checks (awmp.config.validate does the common ones)."""
-    require(0 < cfg.tau <= 1, "td3.tau", cfg.tau, "in (0, 1]")
-    require(cfg.policy_noise >= 0, "td3.policy_noise", cfg.policy_noise, ">= 0")
-    require(cfg.noise_clip >= 0, "td3.noise_clip", cfg.noise_clip, ">= 0")
-    require(cfg.policy_delay >= 1, "td3.policy_delay", cfg.policy_delay, ">= 1")
+    check_td3_fields(cfg, "td3")
     require(cfg.exploration_noise >= 0, "td3.exploration_noise", cfg.exploration_noise, ">= 0")
+
+
+def check_td3_fields(cfg: Any, section: str) -> None:
+    """The checks of TD3's tau, policy_noise, noise_clip and policy_delay (TD3, TD3-AWMP)."""
+    require(0 < cfg.tau <= 1, f"{section}.tau", cfg.tau, "in (0, 1]")
+    require(cfg.policy_noise >= 0, f"{section}.policy_noise", cfg.policy_noise, ">= 0")
+    require(cfg.noise_clip >= 0, f"{section}.noise_clip", cfg.noise_clip, ">= 0")
+    require(cfg.policy_delay >= 1, f"{section}.policy_delay", cfg.policy_delay, ">= 1")
 
 
 @flax.struct.dataclass
@@ -78,6 +83,22 @@ class TD3State:
     key: jax.Array
     step: jax.Array  # critic updates done so far; the actor updates when (step + 1) % delay == 0
     last_pi_loss: jax.Array  # the most recent actor loss, so every update reports one
+
+
+def init_fields(actor: Any, critic: Any, opt: Any, key: jax.Array) -> dict[str, Any]:
+    """TD3's initial state fields (TD3State's, which TD3-AWMP's state has too): the targets
+    equal to the networks, their Adam states, the key, step 0 and a last actor loss of 0."""
+    return {
+        "actor": actor,
+        "critic": critic,
+        "target_actor": actor,
+        "target_critic": critic,
+        "actor_opt": opt.init(actor),
+        "critic_opt": opt.init(critic),
+        "key": key,
+        "step": jnp.zeros((), jnp.int32),
+        "last_pi_loss": jnp.zeros((), jnp.float32),
+    }
 
 
 def smoothed_target_action(
@@ -110,6 +131,28 @@ def td_target(
     return jax.lax.stop_gradient(y), next_a
 
 
+def critic_loss(
+    critic_net: nn.Module, params: Any, batch: dict[str, jax.Array], y: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """J_Q = sum_j E[(Q_j(s,a) - y)^2] (TD3 Algorithm 1, "update critics") and Q (2, B)."""
+    q = critic_net.apply(params, batch["obs"], batch["action"])  # (2, B)
+    return jnp.sum(jnp.mean((q - y) ** 2, axis=1)), q
+
+
+def critic_step(
+    critic_net: nn.Module, opt: Any, state: Any, batch: dict[str, jax.Array], y: jax.Array
+) -> tuple[tuple[jax.Array, jax.Array], Any, Any]:
+    """One Adam step of the twin critics on `critic_loss` towards y (B,): ((J_Q, Q (2, B)),
+    critics, their Adam state). `state` has critic and critic_opt (TD3, TD3-AWMP)."""
+    return gradient_step(
+        lambda params: critic_loss(critic_net, params, batch, y),
+        state.critic,
+        state.critic_opt,
+        opt,
+        has_aux=True,
+    )
+
+
 def delayed_actor_update(
     state: Any, critic: Any, actor_loss: Callable[[Any], jax.Array], opt: Any, cfg: Any
 ) -> tuple:
@@ -121,9 +164,7 @@ def delayed_actor_update(
     TD3-AWMP)."""
 
     def delayed_update(_):
-        pi_loss, grads = jax.value_and_grad(actor_loss)(state.actor)
-        upd, actor_opt = opt.update(grads, state.actor_opt)
-        actor = optax.apply_updates(state.actor, upd)
+        pi_loss, actor, actor_opt = gradient_step(actor_loss, state.actor, state.actor_opt, opt)
         return (
             actor,
             actor_opt,
@@ -145,6 +186,35 @@ def delayed_actor_update(
     return step, *jax.lax.cond(step % cfg.policy_delay == 0, delayed_update, skip, None)
 
 
+def next_state(
+    state: Any,
+    key: jax.Array,
+    critic: Any,
+    critic_opt: Any,
+    actor_loss: Callable[[Any], jax.Array],
+    opt: Any,
+    cfg: Any,
+) -> tuple[Any, jax.Array]:
+    """The state after one TD3 update from the stepped critics (`critic_step`) and the new key:
+    every `cfg.policy_delay` steps the actor and both targets too (`delayed_actor_update`).
+    Returns it and the most recent actor loss (TD3, TD3-AWMP)."""
+    step, actor, actor_opt, target_actor, target_critic, pi_loss = delayed_actor_update(
+        state, critic, actor_loss, opt, cfg
+    )
+    new_state = state.replace(
+        actor=actor,
+        critic=critic,
+        target_actor=target_actor,
+        target_critic=target_critic,
+        actor_opt=actor_opt,
+        critic_opt=critic_opt,
+        key=key,
+        step=step,
+        last_pi_loss=pi_loss,
+    )
+    return new_state, pi_loss
+
+
 class TD3:
     """TD3's networks and pure functions for one (EnvSpec, TD3Config).
 
@@ -159,23 +229,8 @@ class TD3:
         self.opt = optax.adam(cfg.lr)
 
     def init(self, key: jax.Array) -> TD3State:
-        spec, opt = self.spec, self.opt
-        k_actor, k_critic, key = jax.random.split(key, 3)
-        obs = jnp.zeros((1, spec.obs_dim))
-        act = jnp.zeros((1, spec.act_dim))
-        actor = self.actor_net.init(k_actor, obs)
-        critic = self.critic_net.init(k_critic, obs, act)
-        return TD3State(
-            actor=actor,
-            critic=critic,
-            target_actor=actor,
-            target_critic=critic,
-            actor_opt=opt.init(actor),
-            critic_opt=opt.init(critic),
-            key=key,
-            step=jnp.zeros((), jnp.int32),
-            last_pi_loss=jnp.zeros((), jnp.float32),
-        )
+        actor, critic, key = init_actor_critic(key, self.spec, self.actor_net, self.critic_net)
+        return TD3State(**init_fields(actor, critic, self.opt, key))
 
     def act(self, state: TD3State, obs: jax.Array) -> tuple[TD3State, jax.Array, dict]:
         """Exploration: mu(s) + N(0, sigma^2), clipped to the action box (TD3 Algorithm 1)."""
@@ -197,46 +252,20 @@ class TD3:
             actor_net, critic_net, state.target_actor, state.target_critic, batch, k_noise, cfg
         )
 
-        def critic_loss(params):  # TD3 Algorithm 1: sum_j mean (Q_j(s,a) - y)^2
-            q = critic_net.apply(params, batch["obs"], batch["action"])  # (2, B)
-            return jnp.sum(jnp.mean((q - y) ** 2, axis=1)), q
-
-        (q_loss, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic)
-        updates, critic_opt = opt.update(grads, state.critic_opt)
-        critic = optax.apply_updates(state.critic, updates)
+        (q_loss, q), critic, critic_opt = critic_step(critic_net, opt, state, batch, y)
 
         def actor_loss(params):  # deterministic policy gradient through Q_1 (Algorithm 1)
             a = actor_net.apply(params, batch["obs"])
             return -jnp.mean(critic_net.apply(critic, batch["obs"], a)[0])
 
-        step, actor, actor_opt, target_actor, target_critic, pi_loss = delayed_actor_update(
-            state, critic, actor_loss, opt, cfg
-        )
-        new_state = state.replace(
-            actor=actor,
-            critic=critic,
-            target_actor=target_actor,
-            target_critic=target_critic,
-            actor_opt=actor_opt,
-            critic_opt=critic_opt,
-            key=key,
-            step=step,
-            last_pi_loss=pi_loss,
-        )
-        metrics = {"q_loss": q_loss, "pi_loss": pi_loss, "q_mean": jnp.mean(q)}
-        return new_state, metrics
+        new_state, pi_loss = next_state(state, key, critic, critic_opt, actor_loss, opt, cfg)
+        return new_state, {"q_loss": q_loss, "pi_loss": pi_loss, "q_mean": jnp.mean(q)}
 
     @functools.cached_property
     def agent(self) -> Agent:
         """The Agent the training loop uses (awmp.algos interface)."""
-        return Agent(
-            name="td3",
-            init=self.init,
-            act=self.act,
-            act_deterministic=self.act_deterministic,
-            update=self.update,
-            acting_fields=("actor", "key"),  # act: actor + key (noise); act_deterministic: actor
-        )
+        # act: actor + key (noise); act_deterministic: actor
+        return Agent.of(self, "td3", acting_fields=("actor", "key"))
 
 
 def build(spec: EnvSpec, cfg: TD3Config) -> TD3:

@@ -34,9 +34,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from awmp.algos import Agent, Algorithm, mixture, prior
+from awmp.algos import Agent, Algorithm, init_actor_critic, mixture, prior, td3
 from awmp.algos.mixture import pick  # noqa: F401 - public here as before
-from awmp.algos.td3 import delayed_actor_update, smoothed_target_action
+from awmp.algos.td3 import smoothed_target_action
 from awmp.envs import EnvSpec
 from awmp.errors import require
 from awmp.networks import StackedDeterministicPolicy, TwinCritic
@@ -114,10 +114,7 @@ def check(cfg: TD3AWMPConfig, train) -> None:
     """TD3-AWMP's own checks (awmp.config.validate does the common ones)."""
     s = "td3_awmp"
     require(1 <= cfg.num_components <= 64, f"{s}.num_components", cfg.num_components, "in [1, 64]")
-    require(0 < cfg.tau <= 1, f"{s}.tau", cfg.tau, "in (0, 1]")
-    require(cfg.policy_noise >= 0, f"{s}.policy_noise", cfg.policy_noise, ">= 0")
-    require(cfg.noise_clip >= 0, f"{s}.noise_clip", cfg.noise_clip, ">= 0")
-    require(cfg.policy_delay >= 1, f"{s}.policy_delay", cfg.policy_delay, ">= 1")
+    td3.check_td3_fields(cfg, s)
     require(
         cfg.exploration_noise > 0,
         f"{s}.exploration_noise",
@@ -192,9 +189,11 @@ def mixture_value(q: jax.Array, log_rho: jax.Array) -> jax.Array:
 # ---------------------------------------------------------------------------------------------
 
 
-class TD3AWMP:
+class TD3AWMP(mixture.PriorMethods):
     """TD3-AWMP's networks and pure functions for one (EnvSpec, TD3AWMPConfig); `agent` is what
-    the training loop uses, the other methods are public for tests and tools."""
+    the training loop uses, the other methods are public for tests and tools. TD3's parts are
+    awmp.algos.td3's; the prior network's methods (`advantage`, `prior_objective`,
+    `prior_burst`, the hook's host side) are SAC-AWMP's (awmp.algos.mixture.PriorMethods)."""
 
     def __init__(self, spec: EnvSpec, cfg: TD3AWMPConfig) -> None:
         self.spec, self.cfg = spec, cfg
@@ -206,25 +205,15 @@ class TD3AWMP:
         self.prior_opt = optax.adam(cfg.prior_lr)
 
     def init(self, key: jax.Array) -> TD3AWMPState:
-        k_actor, k_critic, k_prior, key = jax.random.split(key, 4)
-        obs = jnp.zeros((1, self.spec.obs_dim))
-        act = jnp.zeros((1, self.spec.act_dim))
-        actor = self.actor_net.init(k_actor, obs)
-        critic = self.critic_net.init(k_critic, obs, act)
-        prior_params = self.prior_net.init(k_prior, obs, act)
+        """TD3's initial state (`td3.init_fields`) with the stacked actors, and the prior."""
+        actor, critic, prior_params, key = init_actor_critic(
+            key, self.spec, self.actor_net, self.critic_net, self.prior_net
+        )
         return TD3AWMPState(
-            actor=actor,
-            critic=critic,
-            target_actor=actor,
-            target_critic=critic,
+            **td3.init_fields(actor, critic, self.opt, key),
             prior=prior_params,
-            actor_opt=self.opt.init(actor),
-            critic_opt=self.opt.init(critic),
             prior_opt=self.prior_opt.init(prior_params),
-            key=key,
-            step=jnp.zeros((), jnp.int32),
             prior_step=jnp.zeros((), jnp.int32),
-            last_pi_loss=jnp.zeros((), jnp.float32),
         )
 
     @staticmethod
@@ -237,8 +226,7 @@ class TD3AWMP:
     def gating(self, target_critic: Any, obs: jax.Array, actions: jax.Array) -> jax.Array:
         """log rho(.|s) (B, O) from Qbar_1 at each component's action (O, B, d); eq. 16-17 with
         alpha_pi = 0. No gradient reaches any parameter."""
-        obs_o = jnp.broadcast_to(obs, (actions.shape[0], *obs.shape))
-        q_bar1 = self.critic_net.apply(sg(target_critic), obs_o, sg(actions))[0]  # (O, B)
+        q_bar1 = mixture.gating_q(self.critic_net, target_critic, obs, actions)  # (O, B)
         return gating_log_weights(q_bar1.T, self.cfg.gating_temperature)
 
     def noisy_mixture(
@@ -277,8 +265,7 @@ class TD3AWMP:
         log_rho = self.gating(state.target_critic, obs, mu)
         if action is None:
             action = mixture.argmax_pick(mu, log_rho)
-        logits, _ = self.prior_net.apply(state.prior, obs, action)
-        return jnp.exp(log_rho), prior.prior_weights(logits)
+        return jnp.exp(log_rho), self.prior_weights_at(state, obs, action)
 
     # -- value, losses, update --------------------------------------------------------------
 
@@ -291,8 +278,7 @@ class TD3AWMP:
         a = mu_bar
         if key is not None:
             a = smoothed_target_action(key, mu_bar, cfg.policy_noise, cfg.noise_clip)
-        obs_o = jnp.broadcast_to(obs, (mu_bar.shape[0], *obs.shape))
-        q = jnp.min(self.critic_net.apply(sg(params["target_critic"]), obs_o, a), axis=0)
+        q = jnp.min(mixture.critic_at(self.critic_net, sg(params["target_critic"]), obs, a), axis=0)
         log_rho = self.gating(params["target_critic"], obs, mu_bar)
         return sg(mixture_value(q, log_rho))
 
@@ -303,21 +289,19 @@ class TD3AWMP:
         return sg(batch["reward"] + self.cfg.gamma * (1.0 - batch["terminated"]) * v_next)
 
     def critic_loss(self, params: dict, batch: dict, y: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """J_Q = sum_j E[(Q_j(s,a) - y)^2] (TD3 Algorithm 1) and Q (2, B)."""
-        q = self.critic_net.apply(params["critic"], batch["obs"], batch["action"])
-        return jnp.sum(jnp.mean((q - y) ** 2, axis=1)), q
+        """J_Q = sum_j E[(Q_j(s,a) - y)^2] (TD3 Algorithm 1) and Q (2, B): TD3's."""
+        return td3.critic_loss(self.critic_net, params["critic"], batch, y)
 
     def prior_h(self, params: dict, batch: dict, key: jax.Array) -> jax.Array:
         """h = P(.|s, a~) (B, O), held fixed: a~ drawn from the current noisy mixture
         (`prior_action=policy`, SAC-AWMP Alg. 1 l.15) or the stored action (`buffer`)."""
         obs = batch["obs"]
-        if self.cfg.prior_action == "policy":
+
+        def policy_action() -> jax.Array:
             mu = self.actor_net.apply(sg(params["actor"]), obs)
-            a_prior, _ = self.noisy_mixture(key, mu, self.gating(params["target_critic"], obs, mu))
-        else:
-            a_prior = batch["action"]
-        logits, _ = self.prior_net.apply(sg(params["prior"]), obs, a_prior)
-        return sg(jax.nn.softmax(logits, axis=-1))
+            return self.noisy_mixture(key, mu, self.gating(params["target_critic"], obs, mu))[0]
+
+        return sg(jax.nn.softmax(self.prior_logits(params, batch, policy_action), axis=-1))
 
     def actor_loss(self, params: dict, batch: dict, h: jax.Array) -> jax.Array:
         """J_mu = E_s[sum_g h_g (-Q_1(s, mu_g(s)))]: TD3's deterministic policy gradient through
@@ -325,8 +309,7 @@ class TD3AWMP:
         actors' parameters get a gradient (the critic is frozen)."""
         obs = batch["obs"]
         mu = self.actor_net.apply(params["actor"], obs)  # (O, B, d)
-        obs_o = jnp.broadcast_to(obs, (mu.shape[0], *obs.shape))
-        q1 = self.critic_net.apply(sg(params["critic"]), obs_o, mu)[0]  # (O, B)
+        q1 = mixture.critic_at(self.critic_net, sg(params["critic"]), obs, mu)[0]  # (O, B)
         return jnp.mean(jnp.sum(sg(h) * -q1.T, axis=-1))
 
     def update(self, state: TD3AWMPState, batch: dict) -> tuple[TD3AWMPState, dict]:
@@ -337,12 +320,9 @@ class TD3AWMP:
         params = self.nets(state)
         y = self.td_target(params, batch, k_noise)
 
-        def closs(c):
-            return self.critic_loss({**params, "critic": c}, batch, y)
-
-        (q_loss, q), grads = jax.value_and_grad(closs, has_aux=True)(state.critic)
-        updates, critic_opt = self.opt.update(grads, state.critic_opt)
-        critic = optax.apply_updates(state.critic, updates)
+        (q_loss, q), critic, critic_opt = td3.critic_step(
+            self.critic_net, self.opt, state, batch, y
+        )
 
         # h at the pre-update actors, from noise independent of the smoothing noise.
         h = self.prior_h(params, batch, jax.random.fold_in(k_noise, 1))
@@ -350,20 +330,7 @@ class TD3AWMP:
         def aloss(a):
             return self.actor_loss({**params, "actor": a, "critic": critic}, batch, h)
 
-        step, actor, actor_opt, target_actor, target_critic, pi_loss = delayed_actor_update(
-            state, critic, aloss, self.opt, cfg
-        )
-        new = state.replace(
-            actor=actor,
-            critic=critic,
-            target_actor=target_actor,
-            target_critic=target_critic,
-            actor_opt=actor_opt,
-            critic_opt=critic_opt,
-            key=key,
-            step=step,
-            last_pi_loss=pi_loss,
-        )
+        new, pi_loss = td3.next_state(state, key, critic, critic_opt, aloss, self.opt, cfg)
         metrics = {"q_loss": q_loss, "pi_loss": pi_loss, "q_mean": jnp.mean(q)}
         mu = self.actor_net.apply(state.actor, batch["obs"])
         rho_mean = jnp.mean(jnp.exp(self.gating(state.target_critic, batch["obs"], mu)), 0)
@@ -373,55 +340,11 @@ class TD3AWMP:
             metrics[f"h_{g}"] = h_mean[g]
         return new, metrics
 
-    # -- the prior network (awmp.algos.prior) -----------------------------------------------
-
-    def advantage(self, params: dict, batch: dict) -> jax.Array:
-        """A(s, a) = min_j Qbar_j(s, a) - Vbar(s) (eq. 19 with Vbar = `target_value` without
-        smoothing noise: TD3 has no V network), held fixed."""
-        obs = batch["obs"]
-        q_bar = jnp.min(self.critic_net.apply(sg(params["target_critic"]), obs, batch["action"]), 0)
-        return sg(q_bar - self.target_value(params, obs))
-
-    def prior_objective(
-        self, params: dict, batch: dict, eps: jax.Array
-    ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """J_eta (eq. 5) on one B_on batch (awmp.algos.prior.prior_objective)."""
-        return prior.prior_objective(
-            self.prior_net,
-            self.cfg,
-            params["prior"],
-            batch,
-            eps,
-            lambda b: self.advantage(params, b),
-        )
-
-    def prior_burst(self, state: TD3AWMPState, data: dict) -> tuple[TD3AWMPState, dict]:
-        """One burst of prior updates (awmp.algos.prior.prior_burst)."""
-        frozen = self.nets(state)
-        return prior.prior_burst(
-            state,
-            data,
-            lambda p, batch, e: self.prior_objective({**frozen, "prior": p}, batch, e),
-            self.prior_opt,
-            self.spec.obs_dim + self.spec.act_dim,
-        )
-
     @functools.cached_property
     def agent(self) -> Agent:
-        cfg = self.cfg
-        return Agent(
-            name="td3-awmp",
-            init=self.init,
-            act=self.act,
-            act_deterministic=self.act_deterministic,
-            update=self.update,
-            extra_fields={"log_mu": ()},
-            warmup_extras=mixture.warmup_log_mu(self.spec.act_dim),
-            hook=mixture.prior_hook(cfg, self.prior_burst),
-            # act, act_deterministic: the actors and the gating's target critic Qbar_1 (act
-            # also the key); `weights` (awmp inspect) also the prior network.
-            acting_fields=("actor", "target_critic", "prior", "key"),
-        )
+        # act, act_deterministic: the actors and the gating's target critic Qbar_1 (act also
+        # the key); `weights` (awmp inspect) also the prior network.
+        return self.mixture_agent("td3-awmp", ("actor", "target_critic", "prior", "key"))
 
 
 def build(spec: EnvSpec, cfg: TD3AWMPConfig) -> TD3AWMP:
