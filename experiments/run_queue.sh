@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run a study's cells one after another on one CPU core, single-threaded XLA, from a frozen copy
-# of the code, with no deadline: a run the session's end stops with SIGTERM writes its checkpoint,
-# and the same command in the next session skips the finished cells and resumes that one
-# (awmp experiment resumes a partial cell). Keep RUNS outside the work tree.
+# of the code, with no deadline: a SIGTERM or SIGINT (to this script, or to its process group)
+# stops the run after its current step with a checkpoint, and the same command later skips the
+# finished cells and resumes that one (awmp experiment resumes a partial cell). Keep RUNS outside
+# the work tree.
 # Usage: AWMP_SRC=FROZEN experiments/run_queue.sh CORE GRID_FILE RUNS GRID:SEED ...
 #   FROZEN: a folder made by experiments/freeze_src.sh (its runs record its commit).
 set -u
@@ -13,16 +14,31 @@ if [[ -z "${AWMP_SRC:-}" || ! -f "$AWMP_SRC/awmp/FROZEN.json" ]]; then
   exit 2
 fi
 export PYTHONPATH="$AWMP_SRC" XLA_FLAGS=--xla_cpu_multi_thread_eigen=false
-stop=0
-trap 'stop=1' TERM INT
+stop=0; pid=""
+# The run is a background child, so a signal sent to this script alone never reaches it: pass it
+# on as SIGTERM. (A copy that also reached it through the process group is taken as the same stop.)
+on_signal() {
+  stop=$1
+  if [[ -n "$pid" ]]; then kill -TERM "$pid" 2>/dev/null; fi
+}
+trap 'on_signal 143' TERM
+trap 'on_signal 130' INT
 for item in "$@"; do
   IFS=: read -r grid seed <<<"$item"
+  if (( stop )); then exit "$stop"; fi
   echo "$(date -u +%FT%TZ) start $grid seed $seed on core $core"
   taskset -c "$core" .venv/bin/awmp experiment "$grid_file" --only "$grid" --seeds "$seed" \
     --out "$runs" --workers 1 &
-  wait $! ; rc=$?
-  # a TERM that reached us first interrupts wait: wait for the run to write its checkpoint
-  if (( stop )); then wait; echo "$(date -u +%FT%TZ) stopped in $grid seed $seed"; exit 143; fi
+  pid=$!
+  if (( stop )); then kill -TERM "$pid" 2>/dev/null; fi  # a signal came before pid was set
+  wait "$pid"; rc=$?
+  # A signal interrupts `wait`: wait again, for the run to write its checkpoint and exit.
+  if (( stop )); then
+    wait "$pid"
+    echo "$(date -u +%FT%TZ) stopped in $grid seed $seed: resume with the same command"
+    exit "$stop"
+  fi
+  pid=""
   echo "$(date -u +%FT%TZ) end $grid seed $seed rc=$rc"
   if (( rc == 143 || rc == 130 )); then echo "stopped: resume with the same command"; exit "$rc"; fi
 done

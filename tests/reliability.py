@@ -62,6 +62,15 @@ def compile_cache(tmp_path_factory):
     compilation_cache.reset_cache()
 
 
+def logged_steps(run_dir: Path) -> list[int]:
+    """The steps train.csv has logged so far (none while it does not exist yet)."""
+    try:
+        with open(run_dir / "train.csv", newline="") as f:
+            return [int(r["step"]) for r in csv.DictReader(f) if r["step"].isdigit()]
+    except (OSError, KeyError):
+        return []
+
+
 WALL_CLOCK_COLUMNS = ("wall_s", "steps_per_s")
 
 

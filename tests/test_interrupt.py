@@ -7,7 +7,6 @@ uninterrupted run ends.
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 import signal
@@ -18,11 +17,12 @@ from pathlib import Path
 
 import pytest
 from faults import stop_at
-from reliability import assert_same_run, compile_cache, subprocess_env  # noqa: F401
+from reliability import assert_same_run, compile_cache, logged_steps, subprocess_env  # noqa: F401
 
 from awmp import checkpoint
 from awmp.cli import parse_train_config
 from awmp.train import TrainingInterrupted, resume, train
+from awmp.trainer import Signals
 
 FAULT_CLI = Path(__file__).with_name("fault_cli.py")
 
@@ -59,14 +59,6 @@ def _start(args: list[str], env: dict, kill_in_checkpoint: int | None = None) ->
     )
 
 
-def _logged_steps(run_dir: Path) -> list[int]:
-    try:
-        with open(run_dir / "train.csv", newline="") as f:
-            return [int(r["step"]) for r in csv.DictReader(f) if r["step"].isdigit()]
-    except (OSError, KeyError):
-        return []
-
-
 def _wait_for_training(
     proc: subprocess.Popen, run_dir: Path, past: int, timeout: float = 120, poll: float = 0.05
 ):
@@ -75,7 +67,7 @@ def _wait_for_training(
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return
-        if any(s > past for s in _logged_steps(run_dir)):
+        if any(s > past for s in logged_steps(run_dir)):
             return
         time.sleep(poll)
     proc.kill()
@@ -117,7 +109,7 @@ def test_kill_9_at_random_moments_leaves_a_resumable_identical_run(tmp_path_fact
         # The third process kills itself halfway through writing its second checkpoint.
         self_kill = attempt == 2
         args = _args(run_dir, total) if attempt == 0 else ["train", "--resume", str(run_dir)]
-        past = max(_logged_steps(run_dir), default=0)
+        past = max(logged_steps(run_dir), default=0)
         proc = _start(args, env, kill_in_checkpoint=2 if self_kill else None)
         if not self_kill:
             # The kill lands at a random step 10-50 past the last logged one, plus a random
@@ -143,3 +135,17 @@ def test_kill_9_at_random_moments_leaves_a_resumable_identical_run(tmp_path_fact
     assert proc.returncode == 0, err
     assert not list((run_dir / "checkpoints").glob(".step_*.tmp-*"))
     assert_same_run(reference, run_dir)
+
+
+def test_a_second_signal_stops_at_once_unless_it_is_a_copy_of_the_first():
+    """Within Signals.COPY_WINDOW_S of the first signal, a second one is a copy of the same stop
+    (a process group's signal and a wrapper's forward of it); later, it stops the run at once."""
+    now = [100.0]
+    signals = Signals(clock=lambda: now[0])
+    signals._handle(signal.SIGTERM, None)
+    now[0] += 0.5 * Signals.COPY_WINDOW_S
+    signals._handle(signal.SIGTERM, None)  # a copy: the loop still stops with its checkpoint
+    assert signals.received == signal.SIGTERM
+    now[0] += 0.5 * Signals.COPY_WINDOW_S  # the window counts from the first signal
+    with pytest.raises(KeyboardInterrupt):
+        signals._handle(signal.SIGINT, None)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
 from pathlib import Path
 
 from awmp import placement
-from awmp.errors import UserError
+from awmp.errors import EXIT_SIGINT, EXIT_SIGTERM, UserError
 from awmp.grid import (  # noqa: F401 - the grid's names, as awmp.experiment always had them
     Cell,
     ExperimentError,
@@ -123,9 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:  # ExperimentError, ConfigError, ...; anything else is a bug
         print(f"awmp: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (awmp.train.TrainingInterrupted)
         print("\ninterrupted; re-run the same command to continue", file=sys.stderr)
-        return 130
+        return EXIT_SIGTERM if getattr(e, "signum", None) == signal.SIGTERM else EXIT_SIGINT
     counts = ", ".join(f"{len(v)} {k}" for k, v in outcome.items() if v)
     print(f"done: {counts}")
     if outcome["partial"] and _resume_fn() is None:

@@ -53,16 +53,28 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 class Signals:
-    """Turns the first SIGINT/SIGTERM into a flag the loop reads after each step."""
+    """Turns the first SIGINT/SIGTERM into a flag the loop reads after each step.
 
-    def __init__(self) -> None:
+    A second signal stops the run at once (the last checkpoint is kept), unless it comes within
+    `COPY_WINDOW_S` of the first: then it is taken as a copy of the same stop. A signal sent to a
+    process group and a wrapper's forward of it (experiments/run_queue.sh, a batch scheduler's
+    step launcher) arrive together, and must not cost the checkpoint of the step they stopped.
+    """
+
+    COPY_WINDOW_S = 1.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.received: int | None = None
+        self._first_at = 0.0
+        self._clock = clock
         self._old: dict = {}
 
     def _handle(self, signum, frame) -> None:
-        if self.received is not None:  # a second signal: stop now, the last checkpoint is kept
+        now = self._clock()
+        if self.received is None:
+            self.received, self._first_at = signum, now
+        elif now - self._first_at >= self.COPY_WINDOW_S:  # a second stop: now, no checkpoint
             raise KeyboardInterrupt
-        self.received = signum
 
     def __enter__(self) -> Signals:
         if threading.current_thread() is threading.main_thread():
