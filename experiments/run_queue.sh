@@ -14,31 +14,17 @@ if [[ -z "${AWMP_SRC:-}" || ! -f "$AWMP_SRC/awmp/FROZEN.json" ]]; then
   exit 2
 fi
 export PYTHONPATH="$AWMP_SRC" XLA_FLAGS=--xla_cpu_multi_thread_eigen=false
-stop=0; pid=""
-# The run is a background child, so a signal sent to this script alone never reaches it: pass it
-# on as SIGTERM. (A copy that also reached it through the process group is taken as the same stop.)
-on_signal() {
-  stop=$1
-  if [[ -n "$pid" ]]; then kill -TERM "$pid" 2>/dev/null; fi
-}
-trap 'on_signal 143' TERM
-trap 'on_signal 130' INT
+source experiments/pass_signals.sh
 for item in "$@"; do
   IFS=: read -r grid seed <<<"$item"
   if (( stop )); then exit "$stop"; fi
   echo "$(date -u +%FT%TZ) start $grid seed $seed on core $core"
-  taskset -c "$core" .venv/bin/awmp experiment "$grid_file" --only "$grid" --seeds "$seed" \
-    --out "$runs" --workers 1 &
-  pid=$!
-  if (( stop )); then kill -TERM "$pid" 2>/dev/null; fi  # a signal came before pid was set
-  wait "$pid"; rc=$?
-  # A signal interrupts `wait`: wait again, for the run to write its checkpoint and exit.
+  run_child taskset -c "$core" .venv/bin/awmp experiment "$grid_file" --only "$grid" \
+    --seeds "$seed" --out "$runs" --workers 1
   if (( stop )); then
-    wait "$pid"
     echo "$(date -u +%FT%TZ) stopped in $grid seed $seed: resume with the same command"
     exit "$stop"
   fi
-  pid=""
   echo "$(date -u +%FT%TZ) end $grid seed $seed rc=$rc"
   if (( rc == 143 || rc == 130 )); then echo "stopped: resume with the same command"; exit "$rc"; fi
 done
