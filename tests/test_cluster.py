@@ -67,10 +67,13 @@ def grid(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Head (no CPUs: nothing runs there) and two worker nodes; every node's processes inherit
-    the XLA compile cache settings."""
+    the XLA compile cache settings, and run at normal priority: Ray's default worker niceness,
+    15, starves the runs beside other work (docs/CLUSTER.md), which is not what these tests are
+    about."""
     from ray.cluster_utils import Cluster
 
     with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_worker_niceness", "0")
         mp.setenv("JAX_COMPILATION_CACHE_DIR", cache_dir(tmp_path_factory))
         mp.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
         mp.setenv("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")

@@ -183,9 +183,12 @@ def test_a_pinned_child_runs_only_on_its_core():
     assert out.strip() == f"[{core}]"
 
 
-def test_ray_backend_same_runs_and_report(local_sweep, grid, sweep_env, tmp_path, capsys):
+def test_ray_backend_same_runs_and_report(
+    local_sweep, grid, sweep_env, tmp_path, capsys, monkeypatch
+):
     ray = pytest.importorskip("ray", reason="the cluster extra: pip install -e '.[cluster]'")
     storage = tmp_path / "storage"
+    monkeypatch.setenv("RAY_worker_niceness", "0")  # as tests/test_cluster.py: no starved runs
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         args = [str(grid), "--backend", "ray", "--storage", str(storage)]
