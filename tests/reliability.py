@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import jax
@@ -69,6 +72,39 @@ def logged_steps(run_dir: Path) -> list[int]:
             return [int(r["step"]) for r in csv.DictReader(f) if r["step"].isdigit()]
     except (OSError, KeyError):
         return []
+
+
+def wait_past(
+    proc: subprocess.Popen,
+    run_dir: Path,
+    past: int,
+    *,
+    timeout: float = 120,
+    poll: float = 0.05,
+    may_exit: bool = True,
+    group: bool = False,
+) -> None:
+    """Block until the run has logged a step > past (its loop is running).
+
+    may_exit: an exit before that returns (the caller checks the exit); otherwise it fails the
+    test with the output. On timeout the process (its process group, if group) is killed and the
+    test fails with the output.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            if may_exit:
+                return
+            out = proc.communicate()
+            raise AssertionError(f"exited {proc.returncode} before step {past}: {out}")
+        if any(s > past for s in logged_steps(run_dir)):
+            return
+        time.sleep(poll)
+    if group:
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        proc.kill()
+    raise AssertionError(f"no training progress within {timeout} s: {proc.communicate()}")
 
 
 WALL_CLOCK_COLUMNS = ("wall_s", "steps_per_s")

@@ -12,11 +12,10 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from reliability import compile_cache, logged_steps, subprocess_env  # noqa: F401
+from reliability import compile_cache, subprocess_env, wait_past  # noqa: F401
 
 from awmp import checkpoint
 
@@ -72,17 +71,6 @@ def _start(tmp_path: Path, env: dict) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def _wait_past(proc: subprocess.Popen, run_dir: Path, past: int, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()[0]
-        if any(s > past for s in logged_steps(run_dir)):
-            return
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise AssertionError(f"no training progress within {timeout} s: {proc.communicate()[0]}")
-
-
 def _stopped_with_checkpoint_of_its_step(proc: subprocess.Popen, run_dir: Path) -> tuple[int, str]:
     try:
         out, _ = proc.communicate(timeout=120)
@@ -108,7 +96,7 @@ def test_a_signal_stops_the_queue_with_a_checkpoint_and_the_same_command_resumes
 
     # SIGTERM to the script alone: it passes it on, the run checkpoints its step, the queue ends.
     proc = _start(tmp_path, env)
-    _wait_past(proc, run_dir, past=60)
+    wait_past(proc, run_dir, past=60, timeout=180, may_exit=False, group=True)
     proc.send_signal(signal.SIGTERM)
     first, out = _stopped_with_checkpoint_of_its_step(proc, run_dir)
     assert first > 60
@@ -118,7 +106,7 @@ def test_a_signal_stops_the_queue_with_a_checkpoint_and_the_same_command_resumes
     # The same command resumes it; SIGTERM to the process group reaches the run directly and
     # passed on by the script, and is one stop with a checkpoint of its step.
     proc = _start(tmp_path, env)
-    _wait_past(proc, run_dir, past=first + 60)
+    wait_past(proc, run_dir, past=first + 60, timeout=180, may_exit=False, group=True)
     os.killpg(proc.pid, signal.SIGTERM)
     second, out = _stopped_with_checkpoint_of_its_step(proc, run_dir)
     assert f"resuming {run_dir} from step {first}" in out
