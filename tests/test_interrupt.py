@@ -17,12 +17,19 @@ from pathlib import Path
 
 import pytest
 from faults import stop_at
-from reliability import assert_same_run, compile_cache, logged_steps, subprocess_env  # noqa: F401
+from reliability import (  # noqa: F401
+    assert_same_run,
+    compile_cache,
+    logged_steps,
+    subprocess_env,
+    wait_past,
+)
 
 from awmp import checkpoint
 from awmp.cli import parse_train_config
+from awmp.cli_train import run_train
 from awmp.train import TrainingInterrupted, resume, train
-from awmp.trainer import Signals
+from awmp.trainer import Signals, StopNow
 
 FAULT_CLI = Path(__file__).with_name("fault_cli.py")
 
@@ -59,26 +66,11 @@ def _start(args: list[str], env: dict, kill_in_checkpoint: int | None = None) ->
     )
 
 
-def _wait_for_training(
-    proc: subprocess.Popen, run_dir: Path, past: int, timeout: float = 120, poll: float = 0.05
-):
-    """Block until the run has logged a step > past (the loop is running), or it exited."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return
-        if any(s > past for s in logged_steps(run_dir)):
-            return
-        time.sleep(poll)
-    proc.kill()
-    raise AssertionError(f"no training progress within {timeout} s: {proc.communicate()}")
-
-
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_checkpoints_prints_resume_and_exits(tmp_path_factory, tmp_path, signum, code):
     run_dir = tmp_path / "run"
     proc = _start(_args(run_dir, 100_000), subprocess_env(tmp_path_factory))
-    _wait_for_training(proc, run_dir, past=60)
+    wait_past(proc, run_dir, past=60)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err
@@ -116,7 +108,7 @@ def test_kill_9_at_random_moments_leaves_a_resumable_identical_run(tmp_path_fact
             # fraction of a step's time. Drawn in steps, not seconds: a warm compile cache makes
             # this run ~800 steps/s, and a kill drawn in seconds (0-0.4 s, once) let a resumed
             # process finish all 400 steps before it landed (CI, 2026-12-01).
-            _wait_for_training(proc, run_dir, past=past + rng.randint(10, 50), poll=0.005)
+            wait_past(proc, run_dir, past=past + rng.randint(10, 50), poll=0.005)
             time.sleep(rng.uniform(0.0, 0.01))
             proc.send_signal(signal.SIGKILL)
         _, err = proc.communicate(timeout=120)
@@ -147,5 +139,23 @@ def test_a_second_signal_stops_at_once_unless_it_is_a_copy_of_the_first():
     signals._handle(signal.SIGTERM, None)  # a copy: the loop still stops with its checkpoint
     assert signals.received == signal.SIGTERM
     now[0] += 0.5 * Signals.COPY_WINDOW_S  # the window counts from the first signal
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as info:
+        signals._handle(signal.SIGTERM, None)
+    # ...and says which signal it was: `awmp train` exits 143 after a second SIGTERM, not 130.
+    assert info.value.signum == signal.SIGTERM
+    with pytest.raises(KeyboardInterrupt) as info:
         signals._handle(signal.SIGINT, None)
+    assert info.value.signum == signal.SIGINT
+
+
+def test_a_second_sigterm_exits_143_with_the_last_checkpoint_intact(tmp_path):
+    """The immediate stop of a second signal goes through the loop and `awmp train`'s exit code
+    as the signal it was (it used to exit 130, SIGINT's, after a second SIGTERM)."""
+    run_dir = tmp_path / "run"
+
+    def second_sigterm(step: int) -> None:
+        if step == 70:  # past the checkpoint of step 60 (every 20)
+            raise StopNow(signal.SIGTERM)
+
+    assert run_train(parse_train_config(_args(run_dir, 200)[1:]), on_step=second_sigterm) == 143
+    assert checkpoint.load_latest(run_dir).loop.step == 60  # no new checkpoint; the last intact

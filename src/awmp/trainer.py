@@ -52,6 +52,14 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.run_dir, self.step, self.signum, self.checkpoint = run_dir, step, signum, ckpt
 
 
+class StopNow(KeyboardInterrupt):
+    """A second SIGINT/SIGTERM: the run stops at once, without a new checkpoint (`signum`: it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 class Signals:
     """Turns the first SIGINT/SIGTERM into a flag the loop reads after each step.
 
@@ -74,7 +82,7 @@ class Signals:
         if self.received is None:
             self.received, self._first_at = signum, now
         elif now - self._first_at >= self.COPY_WINDOW_S:  # a second stop: now, no checkpoint
-            raise KeyboardInterrupt
+            raise StopNow(signum)
 
     def __enter__(self) -> Signals:
         if threading.current_thread() is threading.main_thread():
@@ -172,9 +180,10 @@ class Trainer:
         try:
             with self.components.make_signals() as signals, self.progress:
                 self._loop(signals)
-        except KeyboardInterrupt:  # a second signal: stopped without a new checkpoint
+        except KeyboardInterrupt as e:  # a second signal: stopped without a new checkpoint
             say(f"stopped at step {self.step}{self._hint()}")
-            raise TrainingInterrupted(self._run_dir(), self.step, signal.SIGINT, None) from None
+            signum = getattr(e, "signum", signal.SIGINT)  # a bare KeyboardInterrupt is Ctrl-C
+            raise TrainingInterrupted(self._run_dir(), self.step, signum, None) from None
         except OSError as e:  # a log write failed (e.g. a full disk); checkpoints are intact
             raise RunDirError(
                 f"cannot write to run directory {self.resume_target}: {e.strerror or e}"
