@@ -25,11 +25,12 @@ def _ref_log_prob(a: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarra
 
 @pytest.mark.parametrize("trial", range(3))
 def test_log_prob_matches_change_of_variables(trial):
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(trial)
     d = int(rng.integers(1, 7))
     mean = rng.normal(size=(64, d)) * 2
     log_std = rng.uniform(-2.0, 1.0, size=(64, d))
-    a = np.tanh(rng.normal(size=(64, d)) * 1.5)
+    # |u| <= 7 keeps a inside the clip at 1 - 1e-6 (|u| = 7.25), which this formula has not.
+    a = np.tanh(np.clip(rng.normal(size=(64, d)) * 1.5, -7.0, 7.0))
     with jax.enable_x64(True):
         ours = np.asarray(
             tanh_gaussian_log_prob(jnp.asarray(a), jnp.asarray(mean), jnp.asarray(log_std))
@@ -38,7 +39,7 @@ def test_log_prob_matches_change_of_variables(trial):
 
 
 def test_sample_log_prob_is_density_of_sample():
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(20261207)
     mean = rng.normal(size=(128, 3))
     log_std = rng.uniform(-1.5, 0.5, size=(128, 3))
     key = jax.random.PRNGKey(int(rng.integers(2**31)))
