@@ -20,9 +20,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from reliability import assert_same_run, cache_dir
+from reliability import assert_same_run, cache_dir, logged_steps, wait_past
 
-from awmp import placement, sweep
+from awmp import checkpoint, placement, sweep
 from awmp.cli import main as cli_main
 
 TINY = """
@@ -147,6 +147,60 @@ def test_pinned_workers_equal_the_cells_run_alone(local_sweep, grid, tmp_path, c
     assert "layout: " in printed and "1 core(s) each, pinned to cores" in printed
     for cell in CELLS:
         assert_same_run(out / cell, par / cell)
+
+
+LONG = """
+[defaults]
+seeds = [0, 1]
+total_steps = 100000
+warmup_steps = 50
+eval_interval = 50000
+eval_episodes = 1
+log_interval = 10
+checkpoint_interval = 20
+progress = false
+"sac.hidden" = [16, 16]
+"sac.batch_size" = 16
+
+[[grid]]
+name = "long"
+envs = ["Pendulum-v1"]
+algos = ["sac"]
+"""
+
+
+def test_a_signal_stops_a_local_sweep_with_checkpoints_and_its_exit_code(sweep_env, tmp_path):
+    """SIGTERM to the driver of a local sweep (a pre-empted job) is passed to its running cell,
+    which checkpoints the step it stopped at; the sweep exits 143 and starts nothing more. The
+    same command resumes that cell from its checkpoint; Ctrl-C (SIGINT) then exits 130."""
+    grid = tmp_path / "long.toml"
+    grid.write_text(LONG)
+    out = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "awmp.cli", "sweep", str(grid), "--out", str(out)]
+    cmd += ["--workers", "1"]
+    first = out / "Pendulum-v1/sac/default/seed0-100000steps"
+    stopped_at = []
+    for signum, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        past = max(logged_steps(first), default=0) + 40
+        wait_past(proc, first, past, timeout=300, may_exit=False)
+        proc.send_signal(signum)
+        try:
+            text = proc.communicate(timeout=180)[0]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError(f"the sweep did not stop: {proc.communicate()[0]}") from None
+        assert proc.returncode == code, text
+        assert "Traceback" not in text
+        summary = json.loads((first / "summary.json").read_text())
+        step = checkpoint.load_latest(first).loop.step
+        assert summary["interrupted"] and step == summary["steps_done"] > past, text
+        assert not (first.parent / "seed1-100000steps").exists()  # nothing more started
+        stopped_at.append(step)
+    # The second sweep resumed the cell from the first one's checkpoint of its stopped step.
+    logs = "".join(p.read_text() for p in out.glob(".sweep/*/*.attempt1.log"))
+    assert f"resuming {first} from step {stopped_at[0]}" in logs
+    assert stopped_at[1] > stopped_at[0]
 
 
 def test_layout_pins_one_single_threaded_run_per_core(monkeypatch):

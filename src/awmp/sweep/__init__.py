@@ -36,10 +36,11 @@ import argparse
 import collections
 import datetime as _dt
 import os
+import signal
 import sys
 from pathlib import Path
 
-from awmp.errors import EXIT_BAD_INPUT, UserError
+from awmp.errors import EXIT_BAD_INPUT, EXIT_SIGINT, EXIT_SIGTERM, UserError
 from awmp.grid import add_grid_arguments, cells_from_args
 from awmp.sweep import local, ray
 from awmp.sweep.attempt import (  # noqa: F401 - the sweep's names, as awmp.sweep always had them
@@ -138,9 +139,9 @@ def main(argv: list[str] | None = None, cell_command: tuple[str, ...] = CELL_COM
     try:
         if args.backend == "local":
             print(f"layout: {opts['layout'].describe()}", flush=True)
-            finished = local.run_local(jobs, opts["layout"], args.max_retries, log=log)
+            stopped_by = local.run_local(jobs, opts["layout"], args.max_retries, log=log)
         else:
-            finished = ray.run_ray(
+            stopped_by = ray.run_ray(
                 jobs, name, sweep_id, storage, args.address, opts["cpus"], opts["gpus"],
                 args.max_retries, log=log,
             )  # fmt: skip
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None, cell_command: tuple[str, ...] = CELL_COM
     summary = summarize(jobs, record_dir, args.max_retries)
     print_summary(summary, out=log)
     print(f"summary: {record_dir / 'summary.json'}; report: awmp report {out}", flush=True)
-    if not finished:
+    if stopped_by is not None:
         print("interrupted; re-run the same command to continue", file=sys.stderr)
-        return 130
+        return EXIT_SIGTERM if stopped_by == signal.SIGTERM else EXIT_SIGINT
     return 1 if summary["counts"].get("failed") else 0

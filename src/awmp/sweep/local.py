@@ -34,9 +34,11 @@ def run_local(
     workers: int | placement.Layout,
     max_retries: int,
     log=print,
-) -> bool:
+) -> int | None:
     """Run the jobs that need it, `layout.workers` at a time, each on its own cores (an int:
-    that many workers, laid out by `placement.plan_layout`); False when stopped by a signal."""
+    that many workers, laid out by `placement.plan_layout`). Returns None when every job has
+    ended, or the signal (SIGINT or SIGTERM) that stopped the sweep: the running cells were
+    passed it, so each checkpointed its step and exited."""
     layout = workers if isinstance(workers, placement.Layout) else placement.plan_layout(workers)
     workers = layout.workers
     free = list(layout.slots) if layout.slots is not None else [None] * workers
@@ -107,4 +109,4 @@ def run_local(
             live.stop()
         for s, h in old.items():
             signal.signal(s, h)
-    return stop["signal"] is None
+    return stop["signal"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -82,8 +83,8 @@ def run_ray(
     gpus_per_run: float,
     max_retries: int,
     log=print,
-) -> bool:
-    """One Tune trial per job that needs running; False when interrupted."""
+) -> int | None:
+    """One Tune trial per job that needs running; None when it ends, SIGINT when interrupted."""
     import logging
 
     ray, tune = _import_ray()
@@ -128,5 +129,5 @@ def run_ray(
     try:
         tuner.fit()
     except KeyboardInterrupt:
-        return False
-    return True
+        return signal.SIGINT
+    return None
