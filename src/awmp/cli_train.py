@@ -20,7 +20,7 @@ import sys
 import typing
 from decimal import Decimal, InvalidOperation
 
-from awmp.errors import EXIT_SIGINT, EXIT_SIGTERM, AwmpError, UserError, exit_code
+from awmp.errors import AwmpError, UserError, exit_code, stop_exit_code
 
 __all__ = ["main", "parse_train_config", "run_train"]
 
@@ -397,7 +397,7 @@ def run_train(cfg, on_step=None) -> int:
         signum = getattr(e, "signum", None)
         if signum is None:
             print("\nawmp: interrupted (the last checkpoint, if any, is intact)", file=sys.stderr)
-        return EXIT_SIGTERM if signum == 15 else EXIT_SIGINT
+        return stop_exit_code(signum)
     print(json.dumps(summary, indent=2))
     return 0
 

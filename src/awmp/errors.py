@@ -19,6 +19,8 @@ Signals are not errors: awmp.trainer.TrainingInterrupted (a KeyboardInterrupt) e
 
 from __future__ import annotations
 
+import signal
+
 
 class AwmpError(Exception):
     """Base of every error awmp raises on purpose."""
@@ -61,6 +63,12 @@ EXIT_CODES: tuple[tuple[type[AwmpError], int], ...] = (
     (DivergenceError, EXIT_DIVERGED),
     (UserError, EXIT_BAD_INPUT),
 )
+
+
+def stop_exit_code(signum: int | None) -> int:
+    """The exit code of a run or sweep stopped by a signal: 143 for SIGTERM, else 130 (SIGINT;
+    None, a bare KeyboardInterrupt, is Ctrl-C)."""
+    return EXIT_SIGTERM if signum == signal.SIGTERM else EXIT_SIGINT
 
 
 def exit_code(error: AwmpError) -> int:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import signal
 import sys
 from pathlib import Path
 
 from awmp import placement
-from awmp.errors import EXIT_SIGINT, EXIT_SIGTERM, UserError
+from awmp.errors import UserError, stop_exit_code
 from awmp.grid import (  # noqa: F401 - the grid's names, as awmp.experiment always had them
     Cell,
     ExperimentError,
@@ -126,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (awmp.train.TrainingInterrupted)
         print("\ninterrupted; re-run the same command to continue", file=sys.stderr)
-        return EXIT_SIGTERM if getattr(e, "signum", None) == signal.SIGTERM else EXIT_SIGINT
+        return stop_exit_code(getattr(e, "signum", None))
     counts = ", ".join(f"{len(v)} {k}" for k, v in outcome.items() if v)
     print(f"done: {counts}")
     if outcome["partial"] and _resume_fn() is None:

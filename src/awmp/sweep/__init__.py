@@ -36,11 +36,10 @@ import argparse
 import collections
 import datetime as _dt
 import os
-import signal
 import sys
 from pathlib import Path
 
-from awmp.errors import EXIT_BAD_INPUT, EXIT_SIGINT, EXIT_SIGTERM, UserError
+from awmp.errors import EXIT_BAD_INPUT, UserError, stop_exit_code
 from awmp.grid import add_grid_arguments, cells_from_args
 from awmp.sweep import local, ray
 from awmp.sweep.attempt import (  # noqa: F401 - the sweep's names, as awmp.sweep always had them
@@ -153,5 +152,5 @@ def main(argv: list[str] | None = None, cell_command: tuple[str, ...] = CELL_COM
     print(f"summary: {record_dir / 'summary.json'}; report: awmp report {out}", flush=True)
     if stopped_by is not None:
         print("interrupted; re-run the same command to continue", file=sys.stderr)
-        return EXIT_SIGTERM if stopped_by == signal.SIGTERM else EXIT_SIGINT
+        return stop_exit_code(stopped_by)
     return 1 if summary["counts"].get("failed") else 0
