@@ -264,6 +264,15 @@ def test_ray_backend_same_runs_and_report(
     rows = list(csv.DictReader(io.StringIO(local_csv)))
     assert sorted(r["algo"] for r in rows) == ["sac", "td3"]
     assert all(r["seeds"] == "0 1" and r["incomplete"] == "0" for r in rows), rows
+    # The same command again, every cell complete: nothing runs, Ray is not started, and it
+    # ends with 0 (it once said "interrupted" and exited 130 here).
+    mtimes = {c: (out / c / "summary.json").stat().st_mtime_ns for c in CELLS}
+    assert cli_main(["sweep", *args]) == 0
+    captured = capsys.readouterr()
+    assert "4 cells (4 complete, 0 partial, 0 new" in captured.out
+    assert "interrupted" not in captured.err
+    assert not ray.is_initialized()
+    assert {c: (out / c / "summary.json").stat().st_mtime_ns for c in CELLS} == mtimes
 
 
 @pytest.mark.parametrize(

@@ -88,6 +88,9 @@ def run_ray(
     import logging
 
     ray, tune = _import_ray()
+    todo = [j for j in jobs if j.state == "pending"]
+    if not todo:  # every cell complete (or diverged): nothing to start Ray for
+        return None
     # Tune's classic reporter: one status table every 30 s (the newer output engine also
     # prints a box per finished trial and cuts cell names to 20 characters).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -98,9 +101,6 @@ def run_ray(
             logging_level=logging.WARNING,
             log_to_driver=False,  # each attempt's output is in its .sweep log file
         )
-    todo = [j for j in jobs if j.state == "pending"]
-    if not todo:
-        return True
     specs = {j.spec.rel: dataclasses.asdict(j.spec) for j in todo}
     trainable = tune.with_resources(
         tune.with_parameters(_ray_trial, specs=specs), {"cpu": cpus_per_run, "gpu": gpus_per_run}
