@@ -1,4 +1,5 @@
-"""SAC: the critic target and loss against a hand-written formula; terminal vs truncated."""
+"""SAC: the critic target and loss against a hand-written formula; terminal vs truncated; the
+learned temperature's step against the sampled entropy."""
 
 from __future__ import annotations
 
@@ -102,3 +103,57 @@ def test_loop_stores_termination_not_truncation(env_id, tiny_cfg):
         assert t_in_episode[:10] == [1, 2, 3, 4, 5, 1, 2, 3, 4, 5]
         assert all(float(r["terminated"]) == 0 for r in recs)
         assert int(recs[5]["obs"][0]) == 0  # the next episode starts from the reset obs
+
+
+def _np_mlp(layers, x):
+    """Dense-ReLU-...-Dense in float64 from a flax MLP's {'Dense_i': {'kernel', 'bias'}}."""
+    names = sorted(layers, key=lambda n: int(n.split("_")[1]))
+    for i, name in enumerate(names):
+        x = x @ np.asarray(layers[name]["kernel"], np.float64)
+        x = x + np.asarray(layers[name]["bias"], np.float64)
+        if i < len(names) - 1:
+            x = np.maximum(x, 0.0)
+    return x
+
+
+@pytest.mark.parametrize(
+    ("alpha", "log_std_shift", "side"), [(0.2, 0.0, 1), (0.05, -4.0, -1), (1.5, 2.0, -1)]
+)
+def test_update_takes_the_temperature_gradient_of_the_sampled_entropy(alpha, log_std_shift, side):
+    """One SAC update with `learn_alpha` (Haarnoja et al. 2018b, eq. 18): the gradient Adam
+    receives for log alpha (read back from its moments, m_1 = (1 - beta_1) g, v_1 = (1 - beta_2)
+    g^2) is H - target with target = -|A| and H = -mean log pi(a~|s) of this step's actor
+    samples, computed here in float64 NumPy from the actor's weights and the step's noise; log
+    alpha moves by Adam's first step -lr g / |g|, against the sign of H - target; the losses of
+    this step used the old alpha. Log-std heads shifted so that H lies on both sides of the
+    target."""
+    spec, b, lr = EnvSpec(obs_dim=3, act_dim=2), 64, 1e-3
+    m = sac.build(spec, SACConfig(hidden=(16, 16), alpha=alpha, learn_alpha=True, lr=lr))
+    state = m.init(jax.random.PRNGKey(11))
+    dense = state.actor["params"]["_GaussianHead_0"]["MLP_0"]
+    last = max(dense, key=lambda n: int(n.split("_")[1]))
+    bias = dense[last]["bias"].at[spec.act_dim :].add(log_std_shift)
+    dense = {**dense, last: {**dense[last], "bias": bias}}
+    state = state.replace(actor={"params": {"_GaussianHead_0": {"MLP_0": dense}}})
+    batch = _hand_batch(np.random.default_rng(11), spec, [0] * b)
+    new, metrics = jax.jit(m.update)(state, batch)
+
+    _, _, k_pi = jax.random.split(state.key, 3)  # the actor loss's sample
+    out = _np_mlp(dense, np.asarray(batch["obs"], np.float64))
+    mean, log_std = out[:, : spec.act_dim], np.clip(out[:, spec.act_dim :], -20, 2)
+    eps = np.asarray(jax.random.normal(k_pi, mean.shape), np.float64)
+    u = mean + np.exp(log_std) * eps
+    log_det = 2 * np.log(2) - 2 * np.logaddexp(u, -u)  # log(1 - tanh(u)^2), exact
+    logp = np.sum(-0.5 * eps**2 - log_std - 0.5 * np.log(2 * np.pi) - log_det, -1)
+    h, target = -np.mean(logp), -float(spec.act_dim)
+    grad = h - target
+    assert side * grad > 0.1  # H above the target (side 1: alpha falls) or below it (rises; a wide
+    # Gaussian squashed by tanh piles up at +-1, so its entropy is low too)
+    adam = new.alpha_opt[0]
+    assert int(adam.count) == 1
+    assert float(adam.mu) == pytest.approx(0.1 * grad, rel=1e-4, abs=1e-6)  # beta_1 = 0.9
+    assert float(adam.nu) == pytest.approx(1e-3 * grad**2, rel=1e-4)  # beta_2 = 0.999
+    step = float(new.log_alpha) - float(state.log_alpha)
+    assert step == pytest.approx(-lr * grad / (abs(grad) + 1e-8), rel=1e-3)
+    assert float(metrics["alpha"]) == pytest.approx(alpha, rel=1e-6)
+    assert float(metrics["entropy"]) == pytest.approx(h, rel=1e-4, abs=1e-5)
