@@ -89,6 +89,46 @@ def final_state(run_dir):
     return awmp.load(run_dir, which="checkpoint").state
 
 
+def np_mlp(layers, x, member: int | None = None):
+    """Dense-ReLU-...-Dense in float64 from a flax MLP's {'Dense_i': {'kernel', 'bias'}} dict:
+    the tests' independent forward pass of awmp.networks.MLP; `member` picks one slice of a
+    stacked (vmapped) ensemble."""
+    names = sorted(layers, key=lambda n: int(n.split("_")[1]))
+    for i, name in enumerate(names):
+        w = np.asarray(layers[name]["kernel"], np.float64)
+        b = np.asarray(layers[name]["bias"], np.float64)
+        if member is not None:
+            w, b = w[member], b[member]
+        x = x @ w + b
+        if i < len(names) - 1:
+            x = np.maximum(x, 0.0)
+    return x
+
+
+def assert_first_adam_step(adam, old: float, new: float, grad: float, lr: float) -> None:
+    """optax Adam's first step (b1 0.9, b2 0.999, eps 1e-8) on a scalar with gradient `grad`:
+    its moments m_1 = (1 - b1) g and v_1 = (1 - b2) g^2, and the parameter moves by
+    -lr g / (|g| + eps) (bias-corrected moments of one step)."""
+    assert int(adam.count) == 1
+    assert float(adam.mu) == pytest.approx(0.1 * grad, rel=1e-4, abs=1e-6)
+    assert float(adam.nu) == pytest.approx(1e-3 * grad**2, rel=1e-4)
+    assert new - old == pytest.approx(-lr * grad / (abs(grad) + 1e-8), rel=1e-3)
+
+
+def load_script(name: str):
+    """experiments/<name>.py as a module (the study scripts are not part of the package)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
 @pytest.fixture
 def tiny_cfg(tmp_path):
     def make(**overrides):

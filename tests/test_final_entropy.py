@@ -6,28 +6,17 @@ hand), the learned alpha where one is logged, and leaves out runs that log no en
 from __future__ import annotations
 
 import csv
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 FIG3 = ROOT / "docs" / "results" / "fig3" / "HalfCheetah-v5"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location(
-        "final_entropy", ROOT / "experiments" / "final_entropy.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["final_entropy"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fe = _load_script()
+fe = load_script("final_entropy")
 
 
 def _copy_run(src: Path, dst: Path, last: dict[str, str]) -> None:

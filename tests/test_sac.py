@@ -6,6 +6,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
+from conftest import assert_first_adam_step, np_mlp
 
 from awmp.algos import sac
 from awmp.algos.sac import SACConfig
@@ -105,17 +106,6 @@ def test_loop_stores_termination_not_truncation(env_id, tiny_cfg):
         assert int(recs[5]["obs"][0]) == 0  # the next episode starts from the reset obs
 
 
-def _np_mlp(layers, x):
-    """Dense-ReLU-...-Dense in float64 from a flax MLP's {'Dense_i': {'kernel', 'bias'}}."""
-    names = sorted(layers, key=lambda n: int(n.split("_")[1]))
-    for i, name in enumerate(names):
-        x = x @ np.asarray(layers[name]["kernel"], np.float64)
-        x = x + np.asarray(layers[name]["bias"], np.float64)
-        if i < len(names) - 1:
-            x = np.maximum(x, 0.0)
-    return x
-
-
 @pytest.mark.parametrize(
     ("alpha", "log_std_shift", "side"), [(0.2, 0.0, 1), (0.05, -4.0, -1), (1.5, 2.0, -1)]
 )
@@ -139,7 +129,7 @@ def test_update_takes_the_temperature_gradient_of_the_sampled_entropy(alpha, log
     new, metrics = jax.jit(m.update)(state, batch)
 
     _, _, k_pi = jax.random.split(state.key, 3)  # the actor loss's sample
-    out = _np_mlp(dense, np.asarray(batch["obs"], np.float64))
+    out = np_mlp(dense, np.asarray(batch["obs"], np.float64))
     mean, log_std = out[:, : spec.act_dim], np.clip(out[:, spec.act_dim :], -20, 2)
     eps = np.asarray(jax.random.normal(k_pi, mean.shape), np.float64)
     u = mean + np.exp(log_std) * eps
@@ -149,11 +139,6 @@ def test_update_takes_the_temperature_gradient_of_the_sampled_entropy(alpha, log
     grad = h - target
     assert side * grad > 0.1  # H above the target (side 1: alpha falls) or below it (rises; a wide
     # Gaussian squashed by tanh piles up at +-1, so its entropy is low too)
-    adam = new.alpha_opt[0]
-    assert int(adam.count) == 1
-    assert float(adam.mu) == pytest.approx(0.1 * grad, rel=1e-4, abs=1e-6)  # beta_1 = 0.9
-    assert float(adam.nu) == pytest.approx(1e-3 * grad**2, rel=1e-4)  # beta_2 = 0.999
-    step = float(new.log_alpha) - float(state.log_alpha)
-    assert step == pytest.approx(-lr * grad / (abs(grad) + 1e-8), rel=1e-3)
+    assert_first_adam_step(new.alpha_opt[0], float(state.log_alpha), float(new.log_alpha), grad, lr)
     assert float(metrics["alpha"]) == pytest.approx(alpha, rel=1e-6)
     assert float(metrics["entropy"]) == pytest.approx(h, rel=1e-4, abs=1e-5)

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import final_state_bytes, small_config
+from conftest import assert_first_adam_step, final_state_bytes, np_mlp, small_config
 
 from awmp.algos import sac_awmp
 from awmp.algos.sac_awmp import AWMPConfig
@@ -30,18 +30,6 @@ def np_tanh_gauss_density(a, mean, std):
     u = np.arctanh(a)
     n = np.exp(-0.5 * ((u - mean) / std) ** 2) / (std * np.sqrt(2 * np.pi))
     return np.prod(n / (1.0 - a**2), axis=-1)
-
-
-def np_mlp(layers, x):
-    """Dense-ReLU-...-Dense from a flax MLP's {'Dense_i': {'kernel', 'bias'}} dict."""
-    names = sorted(layers, key=lambda n: int(n.split("_")[1]))
-    for i, name in enumerate(names):
-        x = x @ np.asarray(layers[name]["kernel"], np.float64) + np.asarray(
-            layers[name]["bias"], np.float64
-        )
-        if i < len(names) - 1:
-            x = np.maximum(x, 0.0)
-    return x
 
 
 def _index(tree, i):
@@ -1203,12 +1191,7 @@ def test_update_takes_the_temperature_gradient_of_the_sampled_entropy(
         logp.append(np.sum(log_n - np.log(1 - np.tanh(u) ** 2), -1))
     h = -np.mean(logp)
     grad = h - target
-    adam = new.alpha_opt[0]
-    assert int(adam.count) == 1
-    assert float(adam.mu) == pytest.approx(0.1 * grad, rel=1e-4, abs=1e-6)  # beta_1 = 0.9
-    assert float(adam.nu) == pytest.approx(1e-3 * grad**2, rel=1e-4)  # beta_2 = 0.999
-    step = float(new.log_alpha) - float(state.log_alpha)
-    assert step == pytest.approx(-lr * grad / (abs(grad) + 1e-8), rel=1e-3)
+    assert_first_adam_step(new.alpha_opt[0], float(state.log_alpha), float(new.log_alpha), grad, lr)
     assert float(metrics["alpha"]) == pytest.approx(alpha_pi, rel=1e-6)
     la = float(state.log_alpha)
     assert float(metrics["alpha_loss"]) == pytest.approx(-la * (-h + target), rel=1e-4, abs=1e-6)

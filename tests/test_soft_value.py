@@ -17,16 +17,14 @@ exact entropies come from 500,000 draws of the exact float64 log-density (Monte 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import small_config
+from conftest import load_script, small_config
 from scipy.special import logsumexp
 from scipy.stats import norm
 
@@ -35,17 +33,7 @@ ALPHA = 0.2  # the paper preset's temperature
 N, K, REPS = 8192, 4, 4
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location(
-        "soft_value", ROOT / "experiments" / "soft_value.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["soft_value"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-sv = _load_script()
+sv = load_script("soft_value")
 
 
 # -- independent reference computations (float64 NumPy/SciPy) -----------------------------------

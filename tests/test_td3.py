@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import small_config
+from conftest import np_mlp, small_config
 
 from awmp.algos import td3
 from awmp.algos.td3 import TD3Config
@@ -21,20 +21,6 @@ from awmp.networks import DeterministicPolicy, TwinCritic
 from awmp.train import train
 
 OBS, ACT, B = 3, 2, 64
-
-
-def _np_mlp(layers: dict, x: np.ndarray, member: int | None = None) -> np.ndarray:
-    """ReLU MLP forward pass written out in NumPy from a flax param dict (Dense_0..Dense_n)."""
-    names = sorted(layers, key=lambda n: int(n.split("_")[1]))
-    for i, name in enumerate(names):
-        w = np.asarray(layers[name]["kernel"], np.float64)
-        b = np.asarray(layers[name]["bias"], np.float64)
-        if member is not None:
-            w, b = w[member], b[member]
-        x = x @ w + b
-        if i < len(names) - 1:
-            x = np.maximum(x, 0.0)
-    return x
 
 
 def _hand_batch(rng: np.random.Generator) -> dict:
@@ -72,14 +58,14 @@ def test_td_target_matches_hand_formula(seed):
     y, next_a = np.asarray(y, np.float64), np.asarray(next_a, np.float64)
 
     # Hand computation: mu_bar(s') = tanh(MLP(s')); |a' - mu_bar| <= c, a' in [-1, 1].
-    mu = np.tanh(_np_mlp(actor["params"]["MLP_0"], batch["next_obs"].astype(np.float64)))
+    mu = np.tanh(np_mlp(actor["params"]["MLP_0"], batch["next_obs"].astype(np.float64)))
     assert np.all(np.abs(next_a) <= 1.0)
     assert np.all(np.abs(next_a - mu) <= 0.5 + 1e-5)
     assert np.std(next_a - mu) > 0.05  # noise is really there
     # y = r + gamma (1 - d) min_j Qbar_j(s', a'), the Q's written out in NumPy.
     q_layers = critic["params"]["Vmap_QNet_0"]["MLP_0"]
     x = np.concatenate([batch["next_obs"].astype(np.float64), next_a], axis=1)
-    q = np.stack([_np_mlp(q_layers, x, member=j)[:, 0] for j in range(2)])
+    q = np.stack([np_mlp(q_layers, x, member=j)[:, 0] for j in range(2)])
     expected = batch["reward"] + 0.97 * (1 - batch["terminated"]) * q.min(axis=0)
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
     # Terminal rows are exactly the reward.
@@ -95,7 +81,7 @@ def test_td_target_without_noise_uses_target_actor_action():
     _, next_a = _jit_target(actor_net, critic_net, cfg)(
         actor, critic, {k: jnp.asarray(v) for k, v in batch.items()}, jax.random.PRNGKey(0)
     )
-    mu = np.tanh(_np_mlp(actor["params"]["MLP_0"], batch["next_obs"].astype(np.float64)))
+    mu = np.tanh(np_mlp(actor["params"]["MLP_0"], batch["next_obs"].astype(np.float64)))
     np.testing.assert_allclose(np.asarray(next_a), mu, atol=1e-5)
 
 

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import small_config
+from conftest import np_mlp, small_config
 
 from awmp.algos import td3, td3_awmp
 from awmp.algos.prior import mutual_information
@@ -24,21 +24,6 @@ OBS, ACT = 3, 2
 # ---------------------------------------------------------------------------------------------
 # Independent float64 references
 # ---------------------------------------------------------------------------------------------
-
-
-def np_mlp(layers, x, member=None):
-    """Dense-ReLU-...-Dense from a flax MLP's {'Dense_i': {'kernel', 'bias'}} dict; `member`
-    picks one slice of a stacked (vmapped) ensemble."""
-    names = sorted(layers, key=lambda n: int(n.split("_")[1]))
-    for i, name in enumerate(names):
-        w = np.asarray(layers[name]["kernel"], np.float64)
-        b = np.asarray(layers[name]["bias"], np.float64)
-        if member is not None:
-            w, b = w[member], b[member]
-        x = x @ w + b
-        if i < len(names) - 1:
-            x = np.maximum(x, 0.0)
-    return x
 
 
 def np_actors(params, obs):
