@@ -2,8 +2,8 @@
 runs: the mean over the run's components of the `entropy_*` columns (SAC-AWMP: -mean log pi_g
 of each component's reparameterised sample) or the `entropy` column (SAC), from the last row of
 train.csv, with the learned temperature (`alpha`) where the run learned one. Runs that log no
-entropy (TD3) are left out. The temperature
-study (docs/RESULTS.md section 7) reads these beside each cell's final return.
+entropy (TD3) are left out. The temperature study (docs/RESULTS.md section 7) reads these
+beside each cell's final return.
 
 Usage: python experiments/final_entropy.py RUN_DIR_OR_ROOT ...
 """
@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from awmp import report
+from awmp.study import GroupSpec
 
 
 def last_row(run_dir: Path) -> dict[str, str] | None:
@@ -43,7 +44,7 @@ def main(argv: list[str]) -> int:
         if row is None:
             continue
         alpha = row.get("alpha") or ""
-        group = f"{run.algo}[{run.variant}]" if run.variant else run.algo
+        group = GroupSpec(run.algo, run.variant).label  # as `awmp report --compare` names it
         groups.setdefault((run.env, group), []).append((run.seed, entropy_of(row), alpha))
     print("| task | group | seeds | final entropy per seed | mean (sample SD) | alpha at the end |")
     print("|---|---|---|---|---|---|")

@@ -27,6 +27,15 @@ def _hand_batch(rng, spec, terminated):
     }
 
 
+def _np_tanh_gauss_logp(eps, log_std, u):
+    """log pi(tanh(u)|s) in float64 for u = mean + exp(log_std) eps, summed over dimensions."""
+    # log(1 - tanh(u)^2) = -2 log cosh(u) = 2 log 2 - 2 logaddexp(u, -u): exact in float64 at
+    # any |u|. log1p(-tanh(u)^2) is not: tanh rounds to 1 near |u| = 19 (-inf), and some 1e-4
+    # is lost already at |u| = 15, enough to fail a test for an unlucky draw.
+    log_det = 2 * np.log(2) - 2 * np.logaddexp(u, -u)
+    return np.sum(-0.5 * eps**2 - log_std - 0.5 * np.log(2 * np.pi) - log_det, -1)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("learn_alpha", [False, True])
 def test_critic_target_and_loss_match_hand_formula(learn_alpha, seed):
@@ -45,11 +54,7 @@ def test_critic_target_and_loss_match_hand_formula(learn_alpha, seed):
     eps = np.asarray(jax.random.normal(k_next, mean.shape), np.float64)
     u = mean + np.exp(log_std) * eps
     a_next = np.tanh(u)
-    # log(1 - tanh(u)^2) = -2 log cosh(u) = 2 log 2 - 2 logaddexp(u, -u): exact in float64 at any
-    # |u|. log1p(-tanh(u)^2) is not: tanh rounds to 1 near |u| = 19 (-inf), and some 1e-4 is
-    # lost already at |u| = 15, enough to fail this test for an unlucky draw.
-    log_det = 2 * np.log(2) - 2 * np.logaddexp(u, -u)
-    logp = np.sum(-0.5 * eps**2 - log_std - 0.5 * np.log(2 * np.pi) - log_det, -1)
+    logp = _np_tanh_gauss_logp(eps, log_std, u)
     q_next = np.min(
         np.asarray(
             critic.apply(state.target_critic, batch["next_obs"], a_next.astype(np.float32)),
@@ -133,12 +138,12 @@ def test_update_takes_the_temperature_gradient_of_the_sampled_entropy(alpha, log
     mean, log_std = out[:, : spec.act_dim], np.clip(out[:, spec.act_dim :], -20, 2)
     eps = np.asarray(jax.random.normal(k_pi, mean.shape), np.float64)
     u = mean + np.exp(log_std) * eps
-    log_det = 2 * np.log(2) - 2 * np.logaddexp(u, -u)  # log(1 - tanh(u)^2), exact
-    logp = np.sum(-0.5 * eps**2 - log_std - 0.5 * np.log(2 * np.pi) - log_det, -1)
+    logp = _np_tanh_gauss_logp(eps, log_std, u)
     h, target = -np.mean(logp), -float(spec.act_dim)
     grad = h - target
-    assert side * grad > 0.1  # H above the target (side 1: alpha falls) or below it (rises; a wide
+    # H above the target (side 1: alpha falls) or below it (side -1: alpha rises; a wide
     # Gaussian squashed by tanh piles up at +-1, so its entropy is low too)
+    assert side * grad > 0.1
     assert_first_adam_step(new.alpha_opt[0], float(state.log_alpha), float(new.log_alpha), grad, lr)
     assert float(metrics["alpha"]) == pytest.approx(alpha, rel=1e-6)
     assert float(metrics["entropy"]) == pytest.approx(h, rel=1e-4, abs=1e-5)
